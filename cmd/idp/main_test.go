@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/devldap"
+)
+
+func TestCheckConfigReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broken.yaml")
+	broken := `
+server:
+  listen: ""
+  public_url: "not a url"
+ldap:
+  urls: ["http://wrong-scheme"]
+  user_filter: "(uid=nobody)"
+security:
+  password_budget:
+    per_id: {limit: 0, window: 15m}
+session:
+  idle_timeout: -5m
+log:
+  level: loud
+`
+	if err := os.WriteFile(path, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "-config", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	out := stderr.String()
+	for _, key := range []string{"server.listen", "server.public_url", "ldap.urls[0]", "ldap.user_filter",
+		"security.password_budget.per_id.limit", "session.idle_timeout", "log.level", "security.secret_key", "mail.from"} {
+		if !strings.Contains(out, key) {
+			t.Errorf("check-config output lacks %s:\n%s", key, out)
+		}
+	}
+}
+
+func TestCheckConfigAcceptsExample(t *testing.T) {
+	t.Setenv("IDP_SECRET_KEY", strings.Repeat("s", 40))
+	t.Setenv("IDP_LDAP_BIND_PASSWORD", "service-secret")
+	t.Setenv("IDP_SMTP_PASSWORD", "smtp-secret")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "-config", "../../config.example.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("config.example.yaml rejected (exit %d):\n%s", code, stderr.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"frobnicate"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "idp ") {
+		t.Fatalf("version: %d %q", code, stdout.String())
+	}
+}
+
+// TestDevServesLoginAndDemoLoginWorks runs `idp dev` on a free port and signs
+// in with the first printed demo account.
+func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	urlc := make(chan string, 1)
+	done := make(chan int, 1)
+	var stdout, stderr syncBuffer
+	go func() {
+		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
+	}()
+	var base string
+	select {
+	case base = <-urlc:
+	case code := <-done:
+		t.Fatalf("idp dev exited early with %d:\n%s", code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("idp dev did not start")
+	}
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("idp dev exit code %d", code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("idp dev did not shut down")
+		}
+	}()
+
+	out := stdout.String()
+	acct := devldap.DemoAccounts()[0]
+	for _, want := range []string{base + "/user/", acct.ID, acct.Password} {
+		if !strings.Contains(out, want) {
+			t.Errorf("idp dev output lacks %q:\n%s", want, out)
+		}
+	}
+
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := client.Get(base + "/user/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	field := func(name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("login page lacks %s:\n%s", name, body)
+		}
+		return string(m[1])
+	}
+	resp, err = client.PostForm(base+"/login", url.Values{
+		"csrf_token": {field("csrf_token")}, "tx": {field("tx")},
+		"username": {acct.ID}, "password": {acct.Password},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), acct.ID) {
+		t.Fatalf("demo login: status %d\n%s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/ldapstore"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/idp/config.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigErrors(stderr, *path, err)
+		return 1
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if err := serve(ctx, &cfg, logger, nil, nil); err != nil {
+		logger.Error("idp stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// extras are what `idp dev` adds to the production wiring.
+type extras struct {
+	outbox idp.Outbox
+	// ready, when set, is told the listening address once the server accepts.
+	ready func(addr string)
+}
+
+func ldapConfig(c config.LDAP) ldapstore.Config {
+	return ldapstore.Config{
+		URLs:               c.URLs,
+		StartTLS:           c.StartTLS,
+		CAFile:             c.CAFile,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		BindDN:             c.BindDN,
+		BindPassword:       c.BindPassword.Value(),
+		UserBaseDN:         c.UserBaseDN,
+		UserFilter:         c.UserFilter,
+		DisabledFilter:     c.DisabledFilter,
+		Attributes: ldapstore.Attributes{
+			ID:            c.Attributes.ID,
+			DisplayName:   c.Attributes.DisplayName,
+			DisplayNameJA: c.Attributes.DisplayNameJA,
+			Mail:          c.Attributes.Mail,
+			Extra:         c.Attributes.Extra,
+		},
+		Groups: ldapstore.Groups{
+			Mode:          c.Groups.Mode,
+			Attribute:     c.Groups.Attribute,
+			BaseDN:        c.Groups.BaseDN,
+			Filter:        c.Groups.Filter,
+			NameAttribute: c.Groups.NameAttribute,
+		},
+		PoolSize:         c.PoolSize,
+		DialTimeout:      c.DialTimeout,
+		OperationTimeout: c.OperationTimeout,
+		IdleTimeout:      c.IdleTimeout,
+	}
+}
+
+func openStore(ctx context.Context, c config.Store, logger *slog.Logger) (*store.DB, error) {
+	switch c.Driver {
+	case "", "sqlite":
+		return store.OpenSQLite(ctx, c.DSN.Value(), logger)
+	default:
+		return nil, fmt.Errorf("store.driver %q is not supported by this build", c.Driver)
+	}
+}
+
+// serve runs the IdP until ctx ends, then drains requests within the
+// configured shutdown timeout.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *extras, ln net.Listener) error {
+	db, err := openStore(ctx, cfg.Store, logger)
+	if err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	defer db.Close()
+
+	dir, err := ldapstore.New(ldapConfig(cfg.LDAP), logger)
+	if err != nil {
+		return fmt.Errorf("ldap: %w", err)
+	}
+	defer dir.Close()
+
+	opts := idp.Options{
+		Config:    cfg,
+		Directory: dir,
+		Store:     db,
+		Sessions:  db.SessionStore(),
+		Logger:    logger,
+	}
+	if ex != nil {
+		opts.DevOutbox = ex.outbox
+	}
+	app, err := idp.New(opts)
+	if err != nil {
+		return err
+	}
+
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Server.Listen)
+		if err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           app.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	go collectGarbage(gcCtx, db, logger)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("idp listening", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL, "version", versionString())
+	if ex != nil && ex.ready != nil {
+		ex.ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("idp shutting down", "timeout", cfg.Server.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// collectGarbage removes expired sessions, transactions and counters.
+func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := db.DeleteExpired(ctx, now)
+			if err != nil {
+				logger.Warn("removing expired rows failed", "error", err)
+				continue
+			}
+			if n > 0 {
+				logger.Debug("removed expired rows", "count", n)
+			}
+		}
+	}
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/idp/config.yaml", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := config.Load(*path); err != nil {
+		printConfigErrors(stderr, *path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", *path)
+	return 0
+}
+
+func printConfigErrors(w io.Writer, path string, err error) {
+	lines := config.Describe(err)
+	fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(lines))
+	for _, l := range lines {
+		fmt.Fprintf(w, "  - %s\n", l)
+	}
+}

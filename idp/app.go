@@ -1,0 +1,202 @@
+// Package idp is the login core and HTTP application: the router, the
+// middleware (security headers, sessions, CSRF), the login transaction and its
+// steps, and the user's own pages. Protocol front-ends (OIDC, SAML) start a
+// login transaction here and finish it once every required step is done.
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/ldapstore"
+)
+
+// Directory is what the login core needs from the account directory.
+type Directory interface {
+	Authenticate(ctx context.Context, id, password string) (*ldapstore.User, error)
+	Lookup(ctx context.Context, id string) (*ldapstore.User, error)
+}
+
+// Store is the persistence the login core needs.
+type Store interface {
+	PutRecord(ctx context.Context, kind, id string, value []byte, expires time.Time) error
+	GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
+	DeleteRecord(ctx context.Context, kind, id string) error
+
+	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
+	UndoCounter(ctx context.Context, key string, now time.Time) error
+	GetCounter(ctx context.Context, key string, now time.Time) (store.Counter, error)
+	ResetCounter(ctx context.Context, key string) error
+
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+
+	BindSessionUser(ctx context.Context, token, userID string) error
+	DeleteUserSessions(ctx context.Context, userID, exceptToken string) (int, error)
+}
+
+// Options wires the app. Config, Directory, Store and Sessions are required.
+type Options struct {
+	Config    *config.Config
+	Directory Directory
+	Store     Store
+	// Sessions persists browser sessions; normally the store's scs store.
+	Sessions scs.Store
+	Logger   *slog.Logger
+	// Templates overrides the embedded templates (tests, white-labelling).
+	Templates fs.FS
+	// Now is the clock; tests inject one to check lifetimes.
+	Now func() time.Time
+	// DevOutbox, when set, is shown at /dev/outbox (idp dev only).
+	DevOutbox Outbox
+}
+
+// Outbox lists mails kept by the development mail transport.
+type Outbox interface {
+	Messages() []OutboxMessage
+}
+
+// OutboxMessage is one mail shown on the development outbox page.
+type OutboxMessage struct {
+	Time    time.Time
+	To      string
+	Subject string
+	Text    string
+}
+
+// App is the IdP's HTTP application.
+type App struct {
+	cfg       *config.Config
+	dir       Directory
+	store     Store
+	sessions  *scs.SessionManager
+	log       *slog.Logger
+	pages     *renderer
+	now       func() time.Time
+	publicURL *url.URL
+	secure    bool
+	proxies   []netip.Prefix
+	outbox    Outbox
+	mux       *http.ServeMux
+	handler   http.Handler
+}
+
+// New builds the app; it fails when a template or message is missing.
+func New(opts Options) (*App, error) {
+	if opts.Config == nil || opts.Directory == nil || opts.Store == nil || opts.Sessions == nil {
+		return nil, errors.New("idp: Config, Directory, Store and Sessions are required")
+	}
+	cfg := opts.Config
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	tfs := opts.Templates
+	if tfs == nil {
+		tfs = defaultTemplates()
+	}
+	pages, err := newRenderer(tfs)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := url.Parse(cfg.Server.PublicURL)
+	if err != nil || pub.Host == "" {
+		return nil, fmt.Errorf("idp: server.public_url %q is not an absolute URL", cfg.Server.PublicURL)
+	}
+	var proxies []netip.Prefix
+	for _, p := range cfg.Server.TrustedProxies {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("idp: server.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, prefix)
+	}
+	a := &App{
+		cfg:       cfg,
+		dir:       opts.Directory,
+		store:     opts.Store,
+		log:       logger,
+		pages:     pages,
+		now:       now,
+		publicURL: pub,
+		secure:    pub.Scheme == "https",
+		proxies:   proxies,
+		outbox:    opts.DevOutbox,
+	}
+	a.sessions = a.newSessionManager(opts.Sessions)
+	a.routes()
+	return a, nil
+}
+
+// Handler is the app's root handler, with every middleware applied.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Sessions exposes the session manager to protocol front-ends mounted on the
+// same handler chain.
+func (a *App) Sessions() *scs.SessionManager { return a.sessions }
+
+func (a *App) routes() {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(defaultTemplates(), "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/user/", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /login", a.handleLoginPage)
+	mux.HandleFunc("POST /login", a.handleLoginSubmit)
+	mux.HandleFunc("POST /logout", a.handleLogout)
+	mux.HandleFunc("GET /logout", a.handleLoggedOut)
+	mux.HandleFunc("GET /user/{$}", a.handleUserPage)
+	if a.outbox != nil {
+		mux.HandleFunc("GET /dev/outbox", a.handleDevOutbox)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.renderError(w, r, http.StatusNotFound, "error.title", "error.not_found")
+	})
+	a.mux = mux
+
+	var h http.Handler = mux
+	h = a.csrfProtect(h)
+	h = a.sessionTimeouts(h)
+	h = a.sessions.LoadAndSave(h)
+	h = a.securityHeaders(h)
+	h = a.recoverPanics(h)
+	h = a.requestContext(h)
+	a.handler = h
+}
+
+// Handle mounts a front-end's handler on the app's router, behind the same
+// sessions and headers. Front-ends that receive cross-site POSTs (SAML)
+// register their paths with csrfExempt.
+func (a *App) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+func staticHandler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,211 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/store"
+)
+
+// Errors a protocol front-end may meet when finishing a login.
+var (
+	// ErrLoginNotFound: the transaction is unknown, expired, or belongs to
+	// another browser.
+	ErrLoginNotFound = errors.New("idp: login transaction not found")
+	// ErrLoginIncomplete: a required step (password, second factor) is not done.
+	ErrLoginIncomplete = errors.New("idp: login transaction incomplete")
+)
+
+const recordLoginTx = "login_tx"
+
+// AuthRequest is what a front-end asks of the login core.
+type AuthRequest struct {
+	ClientID   string
+	ClientName string
+	// ReturnTo is the local path the browser is sent to once every step is
+	// done; the front-end then calls FinishLogin.
+	ReturnTo string
+	// RequireMFA demands a second factor in this session.
+	RequireMFA bool
+	// MaxAge, when set, demands a password check no older than this.
+	MaxAge *time.Duration
+	// ForceLogin demands a fresh password check in this transaction.
+	ForceLogin bool
+}
+
+// LoginTx is a login transaction: one request's progress through the steps.
+// Only the code that verified a step marks it done.
+type LoginTx struct {
+	ID      string      `json:"id"`
+	Binding string      `json:"binding"`
+	Request AuthRequest `json:"request"`
+	Created time.Time   `json:"created"`
+	Expires time.Time   `json:"expires"`
+
+	UserID     string    `json:"user_id,omitempty"`
+	PasswordAt time.Time `json:"password_at,omitzero"`
+	FactorAt   time.Time `json:"factor_at,omitzero"`
+}
+
+// AuthResult is what a finished login tells the front-end.
+type AuthResult struct {
+	User     SessionUser
+	AuthTime time.Time
+	AMR      []string
+	MFA      bool
+}
+
+// BeginLogin creates a login transaction bound to the browser's session and
+// returns its ID. The browser is then sent to LoginURL(id).
+func (a *App) BeginLogin(ctx context.Context, req AuthRequest) (string, error) {
+	if req.ReturnTo == "" || !isLocalPath(req.ReturnTo) {
+		return "", fmt.Errorf("idp: AuthRequest.ReturnTo must be a local path, got %q", req.ReturnTo)
+	}
+	binding := a.sessions.GetString(ctx, sessBinding)
+	if binding == "" {
+		binding = randomToken(32)
+		a.sessions.Put(ctx, sessBinding, binding)
+		a.markSessionStart(ctx)
+	}
+	now := a.now()
+	tx := &LoginTx{
+		ID:      randomToken(24),
+		Binding: binding,
+		Request: req,
+		Created: now,
+		Expires: now.Add(a.cfg.Security.LoginTxLifetime),
+	}
+	if err := a.saveTx(ctx, tx); err != nil {
+		return "", err
+	}
+	return tx.ID, nil
+}
+
+// LoginURL is where the browser goes to work through a transaction's steps.
+func LoginURL(txID string) string { return "/login?tx=" + url.QueryEscape(txID) }
+
+// Satisfied reports whether the browser's current session already meets the
+// request, so a front-end can answer prompt=none or IsPassive without a page.
+func (a *App) Satisfied(ctx context.Context, req AuthRequest) bool {
+	return a.pendingStep(ctx, &LoginTx{Request: req}) == stepDone
+}
+
+// FinishLogin hands the authenticated result to the front-end and ends the
+// transaction. It refuses a transaction whose steps are not all done, so a
+// password-only session can never obtain a code or an assertion.
+func (a *App) FinishLogin(ctx context.Context, txID string) (*AuthResult, error) {
+	tx, err := a.loadTx(ctx, txID)
+	if err != nil {
+		return nil, err
+	}
+	if a.pendingStep(ctx, tx) != stepDone {
+		return nil, ErrLoginIncomplete
+	}
+	if err := a.store.DeleteRecord(ctx, recordLoginTx, tx.ID); err != nil {
+		return nil, fmt.Errorf("idp: ending login transaction: %w", err)
+	}
+	u := a.currentUser(ctx)
+	st := a.authState(ctx)
+	return &AuthResult{
+		User:     *u,
+		AuthTime: st.AuthTime,
+		AMR:      append([]string(nil), st.AMR...),
+		MFA:      !st.FactorAt.IsZero(),
+	}, nil
+}
+
+type step int
+
+const (
+	stepDone step = iota
+	stepPassword
+)
+
+// pendingStep decides what the transaction still needs from this session.
+func (a *App) pendingStep(ctx context.Context, tx *LoginTx) step {
+	u := a.currentUser(ctx)
+	st := a.authState(ctx)
+	if u == nil || st.AuthTime.IsZero() {
+		return stepPassword
+	}
+	if tx.UserID != "" && tx.UserID != u.ID {
+		return stepPassword
+	}
+	if tx.Request.ForceLogin && tx.PasswordAt.IsZero() {
+		return stepPassword
+	}
+	if tx.Request.MaxAge != nil && tx.PasswordAt.IsZero() && a.now().Sub(st.AuthTime) > *tx.Request.MaxAge {
+		return stepPassword
+	}
+	return stepDone
+}
+
+// nextURL is where the browser goes after a step succeeded.
+func (a *App) nextURL(ctx context.Context, tx *LoginTx) string {
+	switch a.pendingStep(ctx, tx) {
+	case stepPassword:
+		return LoginURL(tx.ID)
+	default:
+		return tx.Request.ReturnTo
+	}
+}
+
+func (a *App) saveTx(ctx context.Context, tx *LoginTx) error {
+	raw, err := json.Marshal(tx)
+	if err != nil {
+		return err
+	}
+	if err := a.store.PutRecord(ctx, recordLoginTx, tx.ID, raw, tx.Expires); err != nil {
+		return fmt.Errorf("idp: saving login transaction: %w", err)
+	}
+	return nil
+}
+
+// loadTx returns the transaction only to the browser session it is bound to.
+func (a *App) loadTx(ctx context.Context, id string) (*LoginTx, error) {
+	if id == "" || len(id) > 128 {
+		return nil, ErrLoginNotFound
+	}
+	raw, err := a.store.GetRecord(ctx, recordLoginTx, id, a.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrLoginNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idp: loading login transaction: %w", err)
+	}
+	var tx LoginTx
+	if err := json.Unmarshal(raw, &tx); err != nil {
+		return nil, fmt.Errorf("idp: decoding login transaction: %w", err)
+	}
+	binding := a.sessions.GetString(ctx, sessBinding)
+	if binding == "" || binding != tx.Binding {
+		return nil, ErrLoginNotFound
+	}
+	return &tx, nil
+}
+
+// isLocalPath accepts only same-origin paths, so a ReturnTo can never become
+// an open redirect.
+func isLocalPath(p string) bool {
+	if len(p) == 0 || p[0] != '/' || (len(p) > 1 && (p[1] == '/' || p[1] == '\\')) {
+		return false
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == ""
+}
+
+// startLocalLogin begins a transaction for the IdP's own pages (e.g. /user/).
+func (a *App) startLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string, req AuthRequest) {
+	req.ReturnTo = returnTo
+	id, err := a.BeginLogin(r.Context(), req)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, LoginURL(id), http.StatusSeeOther)
+}

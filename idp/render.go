@@ -1,0 +1,71 @@
+package idp
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+
+	"github.com/campusidp/campusidp/internal/config"
+)
+
+// pageNames lists every page the app renders; New fails if one is missing,
+// so a broken build never reaches a user.
+var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox"}
+
+type renderer struct {
+	pages   map[string]*template.Template
+	catalog Catalog
+}
+
+func newRenderer(fsys fs.FS, extraPages ...string) (*renderer, error) {
+	catalog, err := loadCatalog(fsys, "messages.yaml")
+	if err != nil {
+		return nil, err
+	}
+	base, err := template.New("layout.html").Funcs(catalog.funcs()).ParseFS(fsys, "pages/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	r := &renderer{pages: map[string]*template.Template{}, catalog: catalog}
+	for _, name := range append(append([]string{}, pageNames...), extraPages...) {
+		clone, err := base.Clone()
+		if err != nil {
+			return nil, err
+		}
+		page, err := clone.ParseFS(fsys, "pages/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("templates: page %s: %w", name, err)
+		}
+		r.pages[name] = page
+	}
+	return r, nil
+}
+
+// view is what every page template receives.
+type view struct {
+	Brand config.Branding
+	User  *SessionUser // nil when nobody is signed in
+	CSRF  string
+	Error string // catalog key of an error message, if any
+	Data  any
+}
+
+// render writes the page to a buffer first so a template error never leaves
+// a half-written page behind a 200 status.
+func (r *renderer) render(w http.ResponseWriter, status int, name string, v view) error {
+	t, ok := r.pages[name]
+	if !ok {
+		return fmt.Errorf("templates: no page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		return fmt.Errorf("templates: render %s: %w", name, err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := buf.WriteTo(w)
+	return err
+}
