@@ -1,0 +1,277 @@
+package mfa_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campusidp/campusidp/mfa"
+)
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+var testConfig = mfa.CodeConfig{
+	Digits: 6, Lifetime: 10 * time.Minute, ResetLifetime: 30 * time.Minute, MaxTries: 5,
+	FailureLimit: 10, FailureWindow: time.Hour, ResendCooldown: time.Minute, SendsPerHour: 5,
+}
+
+func newCodes(t *testing.T, cfg mfa.CodeConfig) (*mfa.Codes, *memStore, *testClock) {
+	t.Helper()
+	st := newMemStore()
+	clk := &testClock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	c, err := mfa.NewCodes(cfg, []byte(strings.Repeat("x", 32)), st, st, mfa.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, st, clk
+}
+
+var alice = mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Binding: "tx-1"}
+
+func wrongCode(code string) string {
+	if code == "000000" {
+		return "000001"
+	}
+	return "000000"
+}
+
+func TestCodeIssueAndVerify(t *testing.T) {
+	c, _, _ := newCodes(t, testConfig)
+	code, err := c.Issue(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
+		t.Fatalf("code %q is not 6 digits", code)
+	}
+	if err := c.Verify(context.Background(), alice, code); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := c.Verify(context.Background(), alice, code); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("second use: %v, want ErrCodeInvalid", err)
+	}
+}
+
+func TestCodeDigitsConfigurable(t *testing.T) {
+	cfg := testConfig
+	cfg.Digits = 8
+	c, _, _ := newCodes(t, cfg)
+	code, err := c.Issue(context.Background(), alice)
+	if err != nil || len(code) != 8 {
+		t.Fatalf("code %q err %v, want 8 digits", code, err)
+	}
+	cfg.Digits = 5
+	if _, err := mfa.NewCodes(cfg, []byte(strings.Repeat("x", 32)), newMemStore(), newMemStore()); err == nil {
+		t.Fatal("5-digit codes accepted")
+	}
+}
+
+func TestCodeRefusals(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		verify func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error
+		want   error
+	}{
+		{"expired", func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error {
+			clk.Advance(testConfig.Lifetime)
+			return c.Verify(ctx, alice, code)
+		}, mfa.ErrCodeExpired},
+		{"other purpose", func(t *testing.T, c *mfa.Codes, _ *testClock, code string) error {
+			s := alice
+			s.Purpose = mfa.PurposeReset
+			return c.Verify(ctx, s, code)
+		}, mfa.ErrCodeInvalid},
+		{"other transaction", func(t *testing.T, c *mfa.Codes, _ *testClock, code string) error {
+			s := alice
+			s.Binding = "tx-2"
+			return c.Verify(ctx, s, code)
+		}, mfa.ErrCodeInvalid},
+		{"other user", func(t *testing.T, c *mfa.Codes, _ *testClock, code string) error {
+			s := alice
+			s.UserID = "bob"
+			return c.Verify(ctx, s, code)
+		}, mfa.ErrCodeInvalid},
+		{"sixth try", func(t *testing.T, c *mfa.Codes, _ *testClock, code string) error {
+			for i := 0; i < testConfig.MaxTries; i++ {
+				if err := c.Verify(ctx, alice, wrongCode(code)); !errors.Is(err, mfa.ErrCodeInvalid) {
+					t.Fatalf("wrong try %d: %v", i, err)
+				}
+			}
+			return c.Verify(ctx, alice, code)
+		}, mfa.ErrCodeInvalid},
+		{"replaced by a newer code", func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error {
+			clk.Advance(testConfig.ResendCooldown)
+			if _, err := c.Issue(ctx, alice); err != nil {
+				t.Fatal(err)
+			}
+			return c.Verify(ctx, alice, code)
+		}, mfa.ErrCodeInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, clk := newCodes(t, testConfig)
+			code, err := c.Issue(ctx, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.verify(t, c, clk, code); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResetCodesLiveLonger(t *testing.T) {
+	ctx := context.Background()
+	c, _, clk := newCodes(t, testConfig)
+	s := alice
+	s.Purpose = mfa.PurposeReset
+	code, _ := c.Issue(ctx, s)
+	clk.Advance(testConfig.Lifetime + time.Minute)
+	if err := c.Verify(ctx, s, code); err != nil {
+		t.Fatalf("reset code within its 30 min: %v", err)
+	}
+	code, _ = c.Issue(ctx, s)
+	clk.Advance(testConfig.ResetLifetime)
+	if err := c.Verify(ctx, s, code); !errors.Is(err, mfa.ErrCodeExpired) {
+		t.Fatalf("reset code after its lifetime: %v", err)
+	}
+}
+
+func TestCooldownAndSendCap(t *testing.T) {
+	ctx := context.Background()
+	c, _, clk := newCodes(t, testConfig)
+	if _, err := c.Issue(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Issue(ctx, alice)
+	var we *mfa.WaitError
+	if !errors.Is(err, mfa.ErrCooldown) || !errors.As(err, &we) || we.Until.IsZero() {
+		t.Fatalf("resend inside the cooldown: %v", err)
+	}
+	for i := 1; i < testConfig.SendsPerHour; i++ {
+		clk.Advance(testConfig.ResendCooldown)
+		if _, err := c.Issue(ctx, alice); err != nil {
+			t.Fatalf("send %d: %v", i+1, err)
+		}
+	}
+	clk.Advance(testConfig.ResendCooldown)
+	if _, err := c.Issue(ctx, alice); !errors.Is(err, mfa.ErrSendLimit) {
+		t.Fatalf("send over the hourly cap: %v", err)
+	}
+	clk.Advance(time.Hour)
+	if _, err := c.Issue(ctx, alice); err != nil {
+		t.Fatalf("send after the hour: %v", err)
+	}
+}
+
+func TestCancelGivesBackCooldownAndSend(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig
+	cfg.SendsPerHour = 1
+	c, _, _ := newCodes(t, cfg)
+	code, _ := c.Issue(ctx, alice)
+	if err := c.Cancel(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(ctx, alice, code); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("cancelled code still valid: %v", err)
+	}
+	if _, err := c.Issue(ctx, alice); err != nil {
+		t.Fatalf("issue after cancel: %v", err)
+	}
+}
+
+func TestFailureBudgetSurvivesResendAndLocks(t *testing.T) {
+	ctx := context.Background()
+	c, _, clk := newCodes(t, testConfig)
+	spent := 0
+	for spent < testConfig.FailureLimit {
+		code, err := c.Issue(ctx, alice)
+		if err != nil {
+			t.Fatalf("issue after %d failures: %v", spent, err)
+		}
+		for i := 0; i < 3 && spent < testConfig.FailureLimit; i++ {
+			_ = c.Verify(ctx, alice, wrongCode(code))
+			spent++
+		}
+		clk.Advance(testConfig.ResendCooldown)
+	}
+	if n, _ := c.Failures(ctx, alice.UserID); n != testConfig.FailureLimit {
+		t.Fatalf("failures %d, want %d: resending reset the budget", n, testConfig.FailureLimit)
+	}
+	if _, err := c.Issue(ctx, alice); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("issue while locked: %v", err)
+	}
+	if locked, until, _ := c.Lock(ctx, alice.UserID); !locked || until.IsZero() {
+		t.Fatal("Lock does not report the lock")
+	}
+	clk.Advance(testConfig.FailureWindow)
+	code, err := c.Issue(ctx, alice)
+	if err != nil {
+		t.Fatalf("issue after the lock expired: %v", err)
+	}
+	if err := c.Verify(ctx, alice, code); err != nil {
+		t.Fatalf("verify after the lock expired: %v", err)
+	}
+}
+
+func TestLockRefusesEvenTheRightCode(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig
+	cfg.FailureLimit = 2
+	c, _, _ := newCodes(t, cfg)
+	code, _ := c.Issue(ctx, alice)
+	_ = c.Verify(ctx, alice, wrongCode(code))
+	_ = c.Verify(ctx, alice, wrongCode(code))
+	if err := c.Verify(ctx, alice, code); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("right code while locked: %v", err)
+	}
+	if err := c.Unlock(ctx, alice.UserID); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(ctx, alice, code); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+}
+
+func TestParallelWrongCodesConsumeExactBudget(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig
+	cfg.FailureLimit = 100
+	cfg.MaxTries = 100
+	c, _, _ := newCodes(t, cfg)
+	code, _ := c.Issue(ctx, alice)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Verify(ctx, alice, wrongCode(code))
+		}()
+	}
+	wg.Wait()
+	if n, _ := c.Failures(ctx, alice.UserID); n != 50 {
+		t.Fatalf("failures %d, want 50", n)
+	}
+}
+
+func TestNormalizeCode(t *testing.T) {
+	for in, want := range map[string]string{
+		" 123456 ": "123456", "１２３４５６": "123456", "123-456": "123456", "123 456": "123456",
+	} {
+		if got := mfa.NormalizeCode(in); got != want {
+			t.Errorf("NormalizeCode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
