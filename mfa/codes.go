@@ -125,22 +125,7 @@ func (c *Codes) Issue(ctx context.Context, s Subject) (string, error) {
 	if sends > c.cfg.SendsPerHour {
 		return "", ErrSendLimit
 	}
-	code, err := c.newCode()
-	if err != nil {
-		return "", err
-	}
-	lifetime := c.cfg.Lifetime
-	if s.Purpose == PurposeReset {
-		lifetime = c.cfg.ResetLifetime
-	}
-	id := c.recordID(s)
-	rec, _ := json.Marshal(storedCode{Hash: c.mac("code", id, code), Expires: now.Add(lifetime)})
-	// The record outlives the code a little so an expired code is reported as
-	// expired rather than unknown.
-	if err := c.records.PutRecord(ctx, recordCode, id, rec, now.Add(lifetime+time.Hour)); err != nil {
-		return "", err
-	}
-	return code, nil
+	return c.store(ctx, s, now)
 }
 
 // Cancel withdraws a code that could not be delivered and gives back the
@@ -181,11 +166,52 @@ func NormalizeCode(raw string) string {
 // overshoot) and gets it back only on success. A code survives at most
 // MaxTries wrong tries and is single use.
 func (c *Codes) Verify(ctx context.Context, s Subject, raw string) error {
+	_, err := c.VerifyAny(ctx, raw, s)
+	return err
+}
+
+// VerifyAny checks one typed code against the pending codes of several
+// subjects of the same user (the reset page accepts the mailed code and a
+// helpdesk-issued one in the same box) for the price of one try, and
+// returns the subject whose code matched.
+func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) (Subject, error) {
+	if len(subjects) == 0 {
+		return Subject{}, errors.New("mfa: no subject to verify")
+	}
+	userID := subjects[0].UserID
+	for _, s := range subjects[1:] {
+		if s.UserID != userID {
+			return Subject{}, errors.New("mfa: subjects of different users")
+		}
+	}
 	now := c.now()
-	if err := c.spendTry(ctx, s.UserID, now); err != nil {
-		return err
+	if err := c.spendTry(ctx, userID, now); err != nil {
+		return Subject{}, err
 	}
 	code := NormalizeCode(raw)
+	result := error(ErrCodeInvalid)
+	for _, s := range subjects {
+		err := c.tryCode(ctx, s, code, now)
+		switch {
+		case err == nil:
+			if err := c.counters.Reset(ctx, failureKey(userID)); err != nil {
+				return Subject{}, err
+			}
+			return s, nil
+		case errors.Is(err, ErrCodeExpired):
+			result = err
+		case errors.Is(err, ErrCodeInvalid):
+		default:
+			// Not the user's failure: give the try back.
+			_ = c.counters.Undo(ctx, failureKey(userID), now)
+			return Subject{}, err
+		}
+	}
+	return Subject{}, result
+}
+
+// tryCode compares code with s's pending code, counting the try on it.
+func (c *Codes) tryCode(ctx context.Context, s Subject, code string, now time.Time) error {
 	id := c.recordID(s)
 	var outcome error
 	err := c.records.UpdateRecord(ctx, recordCode, id, now, func(old []byte) ([]byte, error) {
@@ -215,17 +241,40 @@ func (c *Codes) Verify(ctx context.Context, s Subject, raw string) error {
 	case errors.Is(err, ErrRecordNotFound):
 		return ErrCodeInvalid
 	case err != nil:
-		// Not the user's failure: give the try back.
-		_ = c.counters.Undo(ctx, failureKey(s.UserID), now)
 		return err
 	case outcome != nil:
 		return outcome
 	}
+	// Used is already recorded; removing the row is housekeeping.
 	_ = c.records.DeleteRecord(ctx, recordCode, id)
-	if err := c.counters.Reset(ctx, failureKey(s.UserID)); err != nil {
-		return err
-	}
 	return nil
+}
+
+// IssueFor stores a code for s without mailing limits: the helpdesk reads it
+// out on the phone after checking the caller (the helpdesk is not subject to
+// the user's cooldown or send cap).
+func (c *Codes) IssueFor(ctx context.Context, s Subject) (string, error) {
+	return c.store(ctx, s, c.now())
+}
+
+// store creates and saves a new code for s, replacing any pending one.
+func (c *Codes) store(ctx context.Context, s Subject, now time.Time) (string, error) {
+	code, err := c.newCode()
+	if err != nil {
+		return "", err
+	}
+	lifetime := c.cfg.Lifetime
+	if s.Purpose == PurposeReset {
+		lifetime = c.cfg.ResetLifetime
+	}
+	id := c.recordID(s)
+	rec, _ := json.Marshal(storedCode{Hash: c.mac("code", id, code), Expires: now.Add(lifetime)})
+	// The record outlives the code a little so an expired code is reported as
+	// expired rather than unknown.
+	if err := c.records.PutRecord(ctx, recordCode, id, rec, now.Add(lifetime+time.Hour)); err != nil {
+		return "", err
+	}
+	return code, nil
 }
 
 // spendTry takes one unit from the failure budget, or reports the lock.

@@ -275,3 +275,30 @@ func TestNormalizeCode(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyAnyAcceptsEitherCodeForOneTry(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	mailed := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeReset, Binding: "session-1"}
+	helpdesk := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeReset, Binding: "helpdesk"}
+	if _, err := c.Issue(ctx, mailed); err != nil {
+		t.Fatal(err)
+	}
+	code, err := c.IssueFor(ctx, helpdesk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyAny(ctx, "000000x", mailed, helpdesk); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if n, _ := c.Failures(ctx, "alice"); n != 1 {
+		t.Fatalf("one wrong entry cost %d tries, want 1", n)
+	}
+	got, err := c.VerifyAny(ctx, code, mailed, helpdesk)
+	if err != nil || got != helpdesk {
+		t.Fatalf("helpdesk code: %v %v", got, err)
+	}
+	if _, err := c.VerifyAny(ctx, code, mfa.Subject{UserID: "bob", Purpose: mfa.PurposeReset, Binding: "helpdesk"}); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("alice's helpdesk code worked for bob: %v", err)
+	}
+}
