@@ -316,7 +316,8 @@ func parseServer(raw string, startTLS bool, base *tls.Config) (server, error) {
 		port = p
 	}
 	s := server{url: raw, address: net.JoinHostPort(host, port), useTLS: strings.EqualFold(u.Scheme, "ldaps")}
-	if s.useTLS || startTLS {
+	// base is nil only when the TLS settings were already reported broken.
+	if (s.useTLS || startTLS) && base != nil {
 		s.tls = base.Clone()
 		if s.tls.ServerName == "" {
 			s.tls.ServerName = host

@@ -22,12 +22,16 @@ import (
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
-const (
+// Debian's locations; variables only so a test can prove the missing-slapd message.
+var (
 	slapdPath      = "/usr/sbin/slapd"
 	slapaddPath    = "/usr/sbin/slapadd"
 	ldapmodifyPath = "/usr/bin/ldapmodify"
-	modulePath     = "/usr/lib/ldap"
-	schemaDir      = "/etc/ldap/schema"
+)
+
+const (
+	modulePath = "/usr/lib/ldap"
+	schemaDir  = "/etc/ldap/schema"
 
 	installHint = "install OpenLDAP for the tests: apt-get install slapd ldap-utils"
 
