@@ -21,6 +21,7 @@ import (
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mfa"
 )
 
 // Directory is what the login core needs from the account directory.
@@ -34,6 +35,7 @@ type Store interface {
 	PutRecord(ctx context.Context, kind, id string, value []byte, expires time.Time) error
 	GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind, id string) error
+	UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func(old []byte) ([]byte, error)) error
 
 	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
 	UndoCounter(ctx context.Context, key string, now time.Time) error
@@ -58,6 +60,8 @@ type Options struct {
 	Templates fs.FS
 	// Now is the clock; tests inject one to check lifetimes.
 	Now func() time.Time
+	// Mailer delivers codes and notices.
+	Mailer Mailer
 	// DevOutbox, when set, is shown at /dev/outbox (idp dev only).
 	DevOutbox Outbox
 }
@@ -88,14 +92,17 @@ type App struct {
 	secure    bool
 	proxies   []netip.Prefix
 	outbox    Outbox
+	mailer    Mailer
+	mails     *mailer
+	codes     *mfa.Codes
 	mux       *http.ServeMux
 	handler   http.Handler
 }
 
 // New builds the app; it fails when a template or message is missing.
 func New(opts Options) (*App, error) {
-	if opts.Config == nil || opts.Directory == nil || opts.Store == nil || opts.Sessions == nil {
-		return nil, errors.New("idp: Config, Directory, Store and Sessions are required")
+	if opts.Config == nil || opts.Directory == nil || opts.Store == nil || opts.Sessions == nil || opts.Mailer == nil {
+		return nil, errors.New("idp: Config, Directory, Store, Sessions and Mailer are required")
 	}
 	cfg := opts.Config
 	logger := opts.Logger
@@ -126,6 +133,24 @@ func New(opts Options) (*App, error) {
 		}
 		proxies = append(proxies, prefix)
 	}
+	mails, err := newMailer(tfs, pages.catalog, cfg.Branding)
+	if err != nil {
+		return nil, fmt.Errorf("idp: mail templates: %w", err)
+	}
+	email := cfg.MFA.Email
+	codes, err := mfa.NewCodes(mfa.CodeConfig{
+		Digits:         email.CodeDigits,
+		Lifetime:       email.CodeLifetime,
+		ResetLifetime:  email.ResetCodeLifetime,
+		MaxTries:       email.MaxTriesPerCode,
+		FailureLimit:   email.FailureBudget.Limit,
+		FailureWindow:  email.FailureBudget.Window,
+		ResendCooldown: email.ResendCooldown,
+		SendsPerHour:   email.SendsPerHour,
+	}, []byte(cfg.Security.SecretKey.Value()), mfaStore{opts.Store}, mfaStore{opts.Store}, mfa.WithClock(now))
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		cfg:       cfg,
 		dir:       opts.Directory,
@@ -137,6 +162,9 @@ func New(opts Options) (*App, error) {
 		secure:    pub.Scheme == "https",
 		proxies:   proxies,
 		outbox:    opts.DevOutbox,
+		mailer:    opts.Mailer,
+		mails:     mails,
+		codes:     codes,
 	}
 	a.sessions = a.newSessionManager(opts.Sessions)
 	a.routes()
@@ -166,6 +194,20 @@ func (a *App) routes() {
 	mux.HandleFunc("POST /logout", a.handleLogout)
 	mux.HandleFunc("GET /logout", a.handleLoggedOut)
 	mux.HandleFunc("GET /user/{$}", a.handleUserPage)
+	mux.HandleFunc("GET /mfa", a.handleMFAPage)
+	mux.HandleFunc("POST /mfa/send", a.handleMFASend)
+	mux.HandleFunc("POST /mfa/verify", a.handleMFAVerify)
+	mux.HandleFunc("GET /user/otp", a.handleSettingsPage)
+	mux.HandleFunc("POST /user/otp/email/send", a.handleSettingsSend)
+	mux.HandleFunc("POST /user/otp/email/confirm", a.handleSettingsConfirm)
+	mux.HandleFunc("POST /user/otp/trusted/revoke", a.handleTrustedRevoke)
+	mux.HandleFunc("GET /reset", a.handleResetLogin)
+	mux.HandleFunc("POST /reset/login", a.handleResetLoginSubmit)
+	mux.HandleFunc("GET /reset/init", a.handleResetInitPage)
+	mux.HandleFunc("POST /reset/init", a.handleResetInit)
+	mux.HandleFunc("GET /reset/code", a.handleResetCodePage)
+	mux.HandleFunc("POST /reset/resend", a.handleResetResend)
+	mux.HandleFunc("POST /reset/confirm", a.handleResetConfirm)
 	if a.outbox != nil {
 		mux.HandleFunc("GET /dev/outbox", a.handleDevOutbox)
 	}

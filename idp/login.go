@@ -33,8 +33,13 @@ func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	if a.pendingStep(ctx, tx) != stepPassword {
-		http.Redirect(w, r, a.nextURL(ctx, tx), http.StatusSeeOther)
+	st, err := a.pendingStep(ctx, tx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if st != stepPassword {
+		a.advance(w, r, tx)
 		return
 	}
 	id := ""
@@ -106,7 +111,7 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.setRememberCookie(w, id, remember)
-	http.Redirect(w, r, a.nextURL(ctx, tx), http.StatusSeeOther)
+	a.advance(w, r, tx)
 }
 
 var errLocked = errors.New("idp: password attempts exhausted")

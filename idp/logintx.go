@@ -50,6 +50,7 @@ type LoginTx struct {
 	UserID     string    `json:"user_id,omitempty"`
 	PasswordAt time.Time `json:"password_at,omitzero"`
 	FactorAt   time.Time `json:"factor_at,omitzero"`
+	CodeSentAt time.Time `json:"code_sent_at,omitzero"`
 }
 
 // AuthResult is what a finished login tells the front-end.
@@ -91,8 +92,9 @@ func LoginURL(txID string) string { return "/login?tx=" + url.QueryEscape(txID) 
 
 // Satisfied reports whether the browser's current session already meets the
 // request, so a front-end can answer prompt=none or IsPassive without a page.
-func (a *App) Satisfied(ctx context.Context, req AuthRequest) bool {
-	return a.pendingStep(ctx, &LoginTx{Request: req}) == stepDone
+func (a *App) Satisfied(ctx context.Context, req AuthRequest) (bool, error) {
+	st, err := a.pendingStep(ctx, &LoginTx{Request: req})
+	return st == stepDone, err
 }
 
 // FinishLogin hands the authenticated result to the front-end and ends the
@@ -103,7 +105,11 @@ func (a *App) FinishLogin(ctx context.Context, txID string) (*AuthResult, error)
 	if err != nil {
 		return nil, err
 	}
-	if a.pendingStep(ctx, tx) != stepDone {
+	pending, err := a.pendingStep(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if pending != stepDone {
 		return nil, ErrLoginIncomplete
 	}
 	if err := a.store.DeleteRecord(ctx, recordLoginTx, tx.ID); err != nil {
@@ -117,42 +123,6 @@ func (a *App) FinishLogin(ctx context.Context, txID string) (*AuthResult, error)
 		AMR:      append([]string(nil), st.AMR...),
 		MFA:      !st.FactorAt.IsZero(),
 	}, nil
-}
-
-type step int
-
-const (
-	stepDone step = iota
-	stepPassword
-)
-
-// pendingStep decides what the transaction still needs from this session.
-func (a *App) pendingStep(ctx context.Context, tx *LoginTx) step {
-	u := a.currentUser(ctx)
-	st := a.authState(ctx)
-	if u == nil || st.AuthTime.IsZero() {
-		return stepPassword
-	}
-	if tx.UserID != "" && tx.UserID != u.ID {
-		return stepPassword
-	}
-	if tx.Request.ForceLogin && tx.PasswordAt.IsZero() {
-		return stepPassword
-	}
-	if tx.Request.MaxAge != nil && tx.PasswordAt.IsZero() && a.now().Sub(st.AuthTime) > *tx.Request.MaxAge {
-		return stepPassword
-	}
-	return stepDone
-}
-
-// nextURL is where the browser goes after a step succeeded.
-func (a *App) nextURL(ctx context.Context, tx *LoginTx) string {
-	switch a.pendingStep(ctx, tx) {
-	case stepPassword:
-		return LoginURL(tx.ID)
-	default:
-		return tx.Request.ReturnTo
-	}
 }
 
 func (a *App) saveTx(ctx context.Context, tx *LoginTx) error {

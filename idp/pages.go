@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/internal/store"
@@ -17,6 +18,15 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 		CSRF:  a.csrfToken(ctx),
 		Error: errKey,
 		Data:  data,
+	}
+	if f := a.sessions.PopString(ctx, sessFlash); f != "" {
+		kind, key, _ := strings.Cut(f, ":")
+		switch {
+		case kind == "error" && v.Error == "":
+			v.Error = key
+		case kind == "notice":
+			v.Notice = key
+		}
 	}
 	if err := a.pages.render(w, status, name, v); err != nil {
 		a.log.ErrorContext(ctx, "rendering page failed", "request_id", requestID(ctx), "page", name, "error", err)
@@ -41,18 +51,22 @@ func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
 // audit writes a security event. A failure to write it is logged loudly but
 // does not fail the user's request.
 func (a *App) audit(ctx context.Context, typ, subject string, detail map[string]string) {
-	e := store.AuditEvent{
+	if err := a.auditAs(ctx, typ, subject, subject, detail); err != nil {
+		a.log.ErrorContext(ctx, "audit write failed", "request_id", requestID(ctx), "event", typ, "error", err)
+	}
+}
+
+// auditAs writes a security event done by actor to subject's account.
+func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail map[string]string) error {
+	return a.store.AppendAudit(ctx, store.AuditEvent{
 		Time:      a.now(),
 		Type:      typ,
-		Actor:     subject,
+		Actor:     actor,
 		Subject:   subject,
 		ClientIP:  clientIP(ctx),
 		RequestID: requestID(ctx),
 		Detail:    detail,
-	}
-	if err := a.store.AppendAudit(ctx, e); err != nil {
-		a.log.ErrorContext(ctx, "audit write failed", "request_id", requestID(ctx), "event", typ, "error", err)
-	}
+	})
 }
 
 type userPage struct {
@@ -64,8 +78,16 @@ type userPage struct {
 // to this page and returns nil.
 func (a *App) requireLogin(w http.ResponseWriter, r *http.Request) *SessionUser {
 	ctx := r.Context()
-	if u := a.currentUser(ctx); u != nil && a.pendingStep(ctx, &LoginTx{}) == stepDone {
-		return u
+	u := a.currentUser(ctx)
+	if u != nil {
+		st, err := a.pendingStep(ctx, &LoginTx{})
+		if err != nil {
+			a.serverError(w, r, err)
+			return nil
+		}
+		if st == stepDone {
+			return u
+		}
 	}
 	a.startLocalLogin(w, r, r.URL.Path, AuthRequest{})
 	return nil

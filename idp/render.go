@@ -12,7 +12,8 @@ import (
 
 // pageNames lists every page the app renders; New fails if one is missing,
 // so a broken build never reaches a user.
-var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox"}
+var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
+	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code"}
 
 type renderer struct {
 	pages   map[string]*template.Template
@@ -45,11 +46,12 @@ func newRenderer(fsys fs.FS, extraPages ...string) (*renderer, error) {
 
 // view is what every page template receives.
 type view struct {
-	Brand config.Branding
-	User  *SessionUser // nil when nobody is signed in
-	CSRF  string
-	Error string // catalog key of an error message, if any
-	Data  any
+	Brand  config.Branding
+	User   *SessionUser // nil when nobody is signed in
+	CSRF   string
+	Error  string // catalog key of an error message, if any
+	Notice string // catalog key of a success or status message, if any
+	Data   any
 }
 
 // render writes the page to a buffer first so a template error never leaves

@@ -17,11 +17,11 @@ import (
 // only the random token.
 const (
 	sessCSRF    = "csrf"
-	sessCreated = "created"  // unix nanoseconds, for the absolute timeout
-	sessSeen    = "seen"     // unix nanoseconds, for the idle timeout
-	sessBinding = "binding"  // ties login transactions to this browser
-	sessUser    = "user"     // *SessionUser
-	sessAuth    = "auth"     // *AuthState
+	sessCreated = "created" // unix nanoseconds, for the absolute timeout
+	sessSeen    = "seen"    // unix nanoseconds, for the idle timeout
+	sessBinding = "binding" // ties login transactions to this browser
+	sessUser    = "user"    // *SessionUser
+	sessAuth    = "auth"    // *AuthState
 )
 
 // SessionUser is the signed-in account as read from the directory at login.
@@ -39,6 +39,8 @@ type AuthState struct {
 	AuthTime time.Time // time of the last password check
 	AMR      []string  // RFC 8176 methods, e.g. "pwd", "otp", "mfa"
 	FactorAt time.Time // time of the last second-factor check (zero if none)
+	// FactorMethod is "email_otp" or "trusted_browser".
+	FactorMethod string
 }
 
 func init() {
@@ -156,6 +158,7 @@ func (a *App) signIn(ctx context.Context, u *ldapstore.User) error {
 		// A second factor done earlier in this session stays valid.
 		old := a.authState(ctx)
 		state.FactorAt = old.FactorAt
+		state.FactorMethod = old.FactorMethod
 		state.AMR = mergeAMR(state.AMR, old.AMR)
 	}
 	a.sessions.Put(ctx, sessAuth, state)

@@ -6,5 +6,5 @@ import "embed"
 
 // FS holds every template, the message catalog and the static files.
 //
-//go:embed pages/*.html static/* messages.yaml
+//go:embed pages/*.html mail/*.txt static/* messages.yaml
 var FS embed.FS

@@ -31,6 +31,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	logger := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings() {
+		logger.Warn("config warning", "warning", w)
+	}
 	if err := serve(ctx, &cfg, logger, nil, nil); err != nil {
 		logger.Error("idp stopped", "error", err)
 		return 1
@@ -39,9 +42,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
 	if strings.EqualFold(c.Format, "text") {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
@@ -198,9 +199,13 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		printConfigErrors(stderr, *path, err)
 		return 1
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", *path)
 	return 0

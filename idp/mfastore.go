@@ -1,0 +1,58 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/mfa"
+)
+
+// mfaStore adapts the app's store to the small interfaces of package mfa.
+type mfaStore struct{ s Store }
+
+var (
+	_ mfa.Records  = mfaStore{}
+	_ mfa.Counters = mfaStore{}
+)
+
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return mfa.ErrRecordNotFound
+	}
+	return err
+}
+
+func (m mfaStore) PutRecord(ctx context.Context, kind, id string, v []byte, exp time.Time) error {
+	return m.s.PutRecord(ctx, kind, id, v, exp)
+}
+
+func (m mfaStore) GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error) {
+	v, err := m.s.GetRecord(ctx, kind, id, now)
+	return v, notFound(err)
+}
+
+func (m mfaStore) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func([]byte) ([]byte, error)) error {
+	return notFound(m.s.UpdateRecord(ctx, kind, id, now, fn))
+}
+
+func (m mfaStore) DeleteRecord(ctx context.Context, kind, id string) error {
+	return m.s.DeleteRecord(ctx, kind, id)
+}
+
+func (m mfaStore) Hit(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	c, err := m.s.HitCounter(ctx, key, now, window)
+	return c.Count, c.ResetAt, err
+}
+
+func (m mfaStore) Undo(ctx context.Context, key string, now time.Time) error {
+	return m.s.UndoCounter(ctx, key, now)
+}
+
+func (m mfaStore) Get(ctx context.Context, key string, now time.Time) (int, time.Time, error) {
+	c, err := m.s.GetCounter(ctx, key, now)
+	return c.Count, c.ResetAt, err
+}
+
+func (m mfaStore) Reset(ctx context.Context, key string) error { return m.s.ResetCounter(ctx, key) }

@@ -1,0 +1,259 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mfa"
+)
+
+// The reset flow ("Click here For Initial Setup or Setup Again"): the user
+// proves the password again, a confirmation code goes to the registered
+// address (or the helpdesk reads one out after a phone check), and on
+// success the factors are cleared and a short grant allows registering a
+// new address — and nothing else.
+
+const sessReset = "reset" // *resetState
+
+// resetState is a reset in progress: the password was checked at Started.
+type resetState struct {
+	UserID   string
+	Started  time.Time
+	CodeSent bool
+}
+
+// helpdeskBinding is the binding of codes issued by helpdesk staff; they are
+// valid in any reset page of that user.
+const helpdeskBinding = "helpdesk"
+
+type resetPage struct {
+	ID          string
+	UserID      string
+	Masked      string
+	Placeholder string
+	Sender      string
+	LockedUntil string
+}
+
+func (a *App) handleResetLogin(w http.ResponseWriter, r *http.Request) {
+	a.renderPage(w, r, http.StatusOK, "reset_login", "", resetPage{})
+}
+
+func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := strings.TrimSpace(r.PostFormValue("username"))
+	password := r.PostFormValue("password")
+	if id == "" {
+		a.renderPage(w, r, http.StatusBadRequest, "reset_login", "login.missing_fields", resetPage{ID: id})
+		return
+	}
+	user, err := a.checkPassword(ctx, id, password)
+	switch {
+	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
+		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+		return
+	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
+		a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id})
+		return
+	case err != nil:
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.sessions.RenewToken(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.sessionBinding(ctx)
+	a.sessions.Put(ctx, sessReset, &resetState{UserID: user.ID, Started: a.now()})
+	a.audit(ctx, "mfa_reset_started", user.ID, nil)
+	http.Redirect(w, r, "/reset/init", http.StatusSeeOther)
+}
+
+// currentReset returns the reset in progress, or sends the browser back to
+// the reset login when there is none or it is too old.
+func (a *App) currentReset(w http.ResponseWriter, r *http.Request) *resetState {
+	ctx := r.Context()
+	st, _ := a.sessions.Get(ctx, sessReset).(*resetState)
+	if st == nil || a.now().Sub(st.Started) > a.cfg.MFA.Email.ResetCodeLifetime {
+		if st != nil {
+			a.sessions.Remove(ctx, sessReset)
+			a.flashError(ctx, "reset.expired")
+		}
+		http.Redirect(w, r, "/reset", http.StatusSeeOther)
+		return nil
+	}
+	return st
+}
+
+func (a *App) handleResetInitPage(w http.ResponseWriter, r *http.Request) {
+	if st := a.currentReset(w, r); st != nil {
+		a.renderPage(w, r, http.StatusOK, "reset_init", "", resetPage{UserID: st.UserID})
+	}
+}
+
+// handleResetInit mails the confirmation code to the registered address. With
+// no address registered there is nothing to mail: the page then shows the
+// placeholder address and the helpdesk's number.
+func (a *App) handleResetInit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	st := a.currentReset(w, r)
+	if st == nil {
+		return
+	}
+	if key := a.sendResetCode(ctx, st); key != "" {
+		a.renderPage(w, r, statusFor(key), "reset_init", key, resetPage{UserID: st.UserID})
+		return
+	}
+	http.Redirect(w, r, "/reset/code", http.StatusSeeOther)
+}
+
+func (a *App) sendResetCode(ctx context.Context, st *resetState) string {
+	f, err := a.loadFactors(ctx, st.UserID)
+	if err != nil {
+		a.log.ErrorContext(ctx, "loading factors failed", "request_id", requestID(ctx), "error", err)
+		return "error.internal"
+	}
+	if f.Enrolled() {
+		subject := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: a.sessionBinding(ctx)}
+		if key := a.mailCode(ctx, subject, f.Email.Address, "reset_code", a.cfg.MFA.Email.ResetCodeLifetime); key != "" {
+			return key
+		}
+	}
+	st.CodeSent = true
+	a.sessions.Put(ctx, sessReset, st)
+	return ""
+}
+
+func (a *App) renderResetCode(w http.ResponseWriter, r *http.Request, status int, st *resetState, errKey string, cause error) {
+	ctx := r.Context()
+	f, err := a.loadFactors(ctx, st.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	// With no address registered the masked placeholder is shown in its
+	// place, which the note below explains (as in the manual).
+	placeholder := mfa.MaskAddress(a.cfg.MFA.Email.PlaceholderAddress)
+	page := resetPage{
+		UserID:      st.UserID,
+		Masked:      placeholder,
+		Placeholder: placeholder,
+		Sender:      a.cfg.Mail.From,
+		LockedUntil: lockedUntil(cause),
+	}
+	if f.Enrolled() {
+		page.Masked = mfa.MaskAddress(f.Email.Address)
+	}
+	a.renderPage(w, r, status, "reset_code", errKey, page)
+}
+
+func (a *App) handleResetCodePage(w http.ResponseWriter, r *http.Request) {
+	st := a.currentReset(w, r)
+	if st == nil {
+		return
+	}
+	if !st.CodeSent {
+		http.Redirect(w, r, "/reset/init", http.StatusSeeOther)
+		return
+	}
+	a.renderResetCode(w, r, http.StatusOK, st, "", nil)
+}
+
+func (a *App) handleResetResend(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	st := a.currentReset(w, r)
+	if st == nil {
+		return
+	}
+	if key := a.sendResetCode(ctx, st); key != "" {
+		a.renderResetCode(w, r, statusFor(key), st, key, nil)
+		return
+	}
+	a.flashNotice(ctx, "reset.resent")
+	http.Redirect(w, r, "/reset/code", http.StatusSeeOther)
+}
+
+// handleResetConfirm checks the confirmation code (mailed, or issued by the
+// helpdesk) and, on success, clears the factors, revokes trusted browsers,
+// ends the user's other sessions, mails a notice and grants the setup.
+func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	st := a.currentReset(w, r)
+	if st == nil {
+		return
+	}
+	mailed := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: a.sessionBinding(ctx)}
+	helpdesk := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding}
+	used, err := a.codes.VerifyAny(ctx, r.PostFormValue("code"), mailed, helpdesk)
+	if err != nil {
+		key := a.codeFailure(ctx, st.UserID, "reset", err)
+		a.renderResetCode(w, r, statusFor(key), st, key, err)
+		return
+	}
+	f, err := a.loadFactors(ctx, st.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.resetFactors(ctx, st.UserID); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	via := "mail"
+	if used.Binding == helpdeskBinding {
+		via = "helpdesk"
+	}
+	a.audit(ctx, "mfa_reset", st.UserID, map[string]string{"via": via})
+	if f.Enrolled() {
+		a.notify(ctx, "reset_done", st.UserID, f.Email.Address, mailData{})
+	}
+
+	// This browser keeps only the grant: no login, no old factor state.
+	if err := a.sessions.RenewToken(ctx); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	for _, k := range []string{sessReset, sessUser, sessAuth, sessSetup} {
+		a.sessions.Remove(ctx, k)
+	}
+	a.sessions.Put(ctx, sessResetGrant, &resetGrant{UserID: st.UserID, Until: a.now().Add(a.cfg.MFA.Email.ResetGrantLifetime)})
+	a.flashNotice(ctx, "otp.reset_only")
+	http.Redirect(w, r, "/user/otp", http.StatusSeeOther)
+}
+
+// resetFactors clears a user's second factors, revokes their trusted
+// browsers and ends all their sessions (the current request's session is
+// handled by the caller).
+func (a *App) resetFactors(ctx context.Context, userID string) error {
+	if err := a.clearFactors(ctx, userID); err != nil {
+		return err
+	}
+	if _, err := a.RevokeTrustedBrowsers(ctx, userID, ""); err != nil {
+		return err
+	}
+	if _, err := a.store.DeleteUserSessions(ctx, userID, hashSessionToken(a.sessions.Token(ctx))); err != nil {
+		return err
+	}
+	return nil
+}
+
+// IssueResetCode creates a reset confirmation code for userID on behalf of
+// helpdesk staff (actor), after they verified the caller by phone. The code
+// is shown once to the staff member and works only in that user's reset page.
+func (a *App) IssueResetCode(ctx context.Context, actor, userID string) (string, error) {
+	if _, err := a.dir.Lookup(ctx, userID); err != nil {
+		return "", err
+	}
+	code, err := a.codes.IssueFor(ctx, mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding})
+	if err != nil {
+		return "", err
+	}
+	if err := a.auditAs(ctx, "helpdesk_reset_code_issued", actor, userID, nil); err != nil {
+		return "", err
+	}
+	return code, nil
+}

@@ -1,0 +1,284 @@
+package idp
+
+import (
+	"context"
+	"encoding/gob"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/campusidp/campusidp/mfa"
+)
+
+// Session keys of the settings and reset flows.
+const (
+	sessSetup      = "otp_setup"   // *pendingSetup
+	sessResetGrant = "reset_grant" // *resetGrant
+)
+
+func init() {
+	gob.Register(&pendingSetup{})
+	gob.Register(&resetGrant{})
+	gob.Register(&resetState{})
+}
+
+// pendingSetup is an address waiting for its confirmation code.
+type pendingSetup struct {
+	UserID  string
+	Address string
+}
+
+// resetGrant lets a user who just confirmed a reset register a new address,
+// and nothing else: it never counts as a login.
+type resetGrant struct {
+	UserID string
+	Until  time.Time
+}
+
+// settingsAccess says who may use the settings page and how.
+type settingsAccess struct {
+	UserID string
+	Mode   string   // "full", "enroll" or "grant"
+	Tx     *LoginTx // the login being completed, in enroll mode
+}
+
+// settingsUser decides whether this request may change second-factor
+// settings: a full login, a login that must enroll first, or a reset grant.
+// Otherwise it starts a login that comes back here and returns false.
+func (a *App) settingsUser(w http.ResponseWriter, r *http.Request, txID string) (settingsAccess, bool) {
+	ctx := r.Context()
+	if g, _ := a.sessions.Get(ctx, sessResetGrant).(*resetGrant); g != nil && a.now().Before(g.Until) {
+		return settingsAccess{UserID: g.UserID, Mode: "grant"}, true
+	}
+	u := a.currentUser(ctx)
+	if u != nil {
+		tx := &LoginTx{}
+		if txID != "" {
+			t, err := a.loadTx(ctx, txID)
+			if err == nil {
+				tx = t
+			}
+		}
+		st, err := a.pendingStep(ctx, tx)
+		if err != nil {
+			a.serverError(w, r, err)
+			return settingsAccess{}, false
+		}
+		switch st {
+		case stepDone:
+			return settingsAccess{UserID: u.ID, Mode: "full"}, true
+		case stepEnroll:
+			acc := settingsAccess{UserID: u.ID, Mode: "enroll"}
+			if tx.ID != "" {
+				acc.Tx = tx
+			}
+			return acc, true
+		}
+	}
+	a.startLocalLogin(w, r, "/user/otp", AuthRequest{})
+	return settingsAccess{}, false
+}
+
+type settingsPage struct {
+	TxID        string
+	Current     string
+	Address     string
+	Sent        bool
+	SentTo      string
+	Complete    bool
+	ContinueURL string
+	Blocked     []string
+	LockedUntil string
+	ShowTrusted bool
+	Trusted     []trustedRow
+}
+
+type trustedRow struct {
+	ID, Label, Created, LastUsed string
+}
+
+func (a *App) handleSettingsPage(w http.ResponseWriter, r *http.Request) {
+	acc, ok := a.settingsUser(w, r, r.URL.Query().Get("tx"))
+	if !ok {
+		return
+	}
+	a.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{}, nil)
+}
+
+func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int, acc settingsAccess, errKey string, page settingsPage, cause error) {
+	ctx := r.Context()
+	f, err := a.loadFactors(ctx, acc.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if acc.Tx != nil {
+		page.TxID = acc.Tx.ID
+	}
+	if f.Enrolled() {
+		page.Current = mfa.MaskAddress(f.Email.Address)
+	}
+	if p, _ := a.sessions.Get(ctx, sessSetup).(*pendingSetup); p != nil && p.UserID == acc.UserID && !page.Complete {
+		page.Sent = true
+		page.SentTo = p.Address
+		if page.Address == "" {
+			page.Address = p.Address
+		}
+	}
+	page.Blocked = a.cfg.MFA.Email.BlockedDomains
+	page.LockedUntil = lockedUntil(cause)
+	if acc.Mode == "full" {
+		page.ShowTrusted = true
+		list, err := a.TrustedBrowsers(ctx, acc.UserID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		for _, tb := range list {
+			page.Trusted = append(page.Trusted, trustedRow{ID: tb.ID, Label: tb.Label,
+				Created: formatWhen(tb.Created), LastUsed: formatWhen(tb.LastUsed)})
+		}
+	}
+	a.renderPage(w, r, status, "otp_settings", errKey, page)
+}
+
+// sessionBinding returns the random value that ties codes and transactions
+// to this browser session.
+func (a *App) sessionBinding(ctx context.Context) string {
+	b := a.sessions.GetString(ctx, sessBinding)
+	if b == "" {
+		b = randomToken(32)
+		a.sessions.Put(ctx, sessBinding, b)
+		a.markSessionStart(ctx)
+	}
+	return b
+}
+
+func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	acc, ok := a.settingsUser(w, r, r.PostFormValue("tx"))
+	if !ok {
+		return
+	}
+	typed := r.PostFormValue("address")
+	addr, err := mfa.CheckAddress(typed, a.cfg.MFA.Email.BlockedDomains)
+	if err != nil {
+		key := "otp.invalid_address"
+		if errors.Is(err, mfa.ErrAddressBlocked) {
+			key = "otp.blocked"
+		}
+		a.sessions.Remove(ctx, sessSetup)
+		a.renderSettings(w, r, http.StatusBadRequest, acc, key, settingsPage{Address: typed}, nil)
+		return
+	}
+	subject := mfa.Subject{UserID: acc.UserID, Purpose: mfa.PurposeSetup, Binding: a.sessionBinding(ctx)}
+	if key := a.mailCode(ctx, subject, addr, "otp", a.cfg.MFA.Email.CodeLifetime); key != "" {
+		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{Address: typed}, nil)
+		return
+	}
+	a.sessions.Put(ctx, sessSetup, &pendingSetup{UserID: acc.UserID, Address: addr})
+	http.Redirect(w, r, settingsURL(acc), http.StatusSeeOther)
+}
+
+func settingsURL(acc settingsAccess) string {
+	if acc.Tx != nil {
+		return "/user/otp?tx=" + acc.Tx.ID
+	}
+	return "/user/otp"
+}
+
+func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	acc, ok := a.settingsUser(w, r, r.PostFormValue("tx"))
+	if !ok {
+		return
+	}
+	p, _ := a.sessions.Get(ctx, sessSetup).(*pendingSetup)
+	if p == nil || p.UserID != acc.UserID {
+		a.renderSettings(w, r, http.StatusBadRequest, acc, "otp.no_pending", settingsPage{}, nil)
+		return
+	}
+	subject := mfa.Subject{UserID: acc.UserID, Purpose: mfa.PurposeSetup, Binding: a.sessionBinding(ctx)}
+	if err := a.codes.Verify(ctx, subject, r.PostFormValue("code")); err != nil {
+		key := a.codeFailure(ctx, acc.UserID, "setup", err)
+		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{}, err)
+		return
+	}
+
+	f, err := a.loadFactors(ctx, acc.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	var old string
+	if f.Email != nil {
+		old = f.Email.Address
+	}
+	now := a.now()
+	f.Email = &EmailFactor{Address: p.Address, EnrolledAt: now, LastUsed: now}
+	if err := a.saveFactors(ctx, acc.UserID, f); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.sessions.Remove(ctx, sessSetup)
+	a.audit(ctx, "mfa_email_registered", acc.UserID, map[string]string{"to": mfa.MaskAddress(p.Address), "mode": acc.Mode})
+	if old != "" && old != p.Address {
+		// A changed address must not leave old trusted browsers behind, and
+		// the old address hears of the change.
+		if _, err := a.RevokeTrustedBrowsers(ctx, acc.UserID, ""); err != nil {
+			a.log.ErrorContext(ctx, "revoking trusted browsers failed", "request_id", requestID(ctx), "error", err)
+		}
+		a.notify(ctx, "address_changed", acc.UserID, old, mailData{NewAddress: mfa.MaskAddress(p.Address)})
+	}
+
+	page := settingsPage{Complete: true}
+	switch acc.Mode {
+	case "grant":
+		// The grant is spent: it allowed exactly this registration.
+		a.sessions.Remove(ctx, sessResetGrant)
+	case "enroll":
+		// Confirming a code sent to the new address proves the factor for
+		// the login that is waiting on it.
+		if err := a.recordFactor(ctx, acc.Tx, acc.UserID, "email_otp"); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		if acc.Tx != nil {
+			next, err := a.nextURL(ctx, acc.Tx)
+			if err != nil {
+				a.serverError(w, r, err)
+				return
+			}
+			page.ContinueURL = next
+		}
+	}
+	a.renderSettings(w, r, http.StatusOK, acc, "", page, nil)
+}
+
+func (a *App) handleTrustedRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	acc, ok := a.settingsUser(w, r, "")
+	if !ok {
+		return
+	}
+	if acc.Mode != "full" {
+		a.renderError(w, r, http.StatusForbidden, "error.title", "error.forbidden")
+		return
+	}
+	only := r.PostFormValue("id")
+	if only == "all" {
+		only = ""
+	} else if len(only) != 16 {
+		a.renderSettings(w, r, http.StatusBadRequest, acc, "error.bad_request", settingsPage{}, nil)
+		return
+	}
+	n, err := a.RevokeTrustedBrowsers(ctx, acc.UserID, only)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.audit(ctx, "trusted_browser_revoked", acc.UserID, map[string]string{"count": strconv.Itoa(n)})
+	a.flashNotice(ctx, "otp.trusted_revoked")
+	http.Redirect(w, r, "/user/otp", http.StatusSeeOther)
+}

@@ -1,0 +1,145 @@
+package idp
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/campusidp/campusidp/internal/config"
+)
+
+// step is what a login transaction still needs from the browser's session.
+type step int
+
+const (
+	stepDone     step = iota
+	stepPassword      // a password check (none yet, another user, prompt=login, max_age)
+	stepFactor        // the user's registered second factor (or a trusted browser)
+	stepEnroll        // the user has no factor but must register one first
+)
+
+// pendingStep decides what the transaction still needs. Only the handlers
+// that verified a password or a factor ever record one as done.
+func (a *App) pendingStep(ctx context.Context, tx *LoginTx) (step, error) {
+	u := a.currentUser(ctx)
+	st := a.authState(ctx)
+	switch {
+	case u == nil || st.AuthTime.IsZero():
+		return stepPassword, nil
+	case tx.UserID != "" && tx.UserID != u.ID:
+		return stepPassword, nil
+	case tx.Request.ForceLogin && tx.PasswordAt.IsZero():
+		return stepPassword, nil
+	case tx.Request.MaxAge != nil && tx.PasswordAt.IsZero() && a.now().Sub(st.AuthTime) > *tx.Request.MaxAge:
+		return stepPassword, nil
+	}
+	factors, err := a.loadFactors(ctx, u.ID)
+	if err != nil {
+		return stepPassword, err
+	}
+	needFactor := factors.Enrolled() || tx.Request.RequireMFA || a.cfg.MFA.Enrollment == config.EnrollmentRequired
+	if !needFactor {
+		return stepDone, nil
+	}
+	factorDone := !st.FactorAt.IsZero()
+	if tx.Request.ForceLogin && tx.FactorAt.IsZero() {
+		factorDone = false
+	}
+	switch {
+	case factorDone:
+		return stepDone, nil
+	case factors.Enrolled():
+		return stepFactor, nil
+	default:
+		return stepEnroll, nil
+	}
+}
+
+// advance moves the browser to the transaction's next step. On the way into
+// the factor step, a trusted browser of this user counts as the factor, and
+// otherwise a code is mailed at once so the user finds it waiting.
+func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
+	ctx := r.Context()
+	st, err := a.pendingStep(ctx, tx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if st == stepFactor {
+		u := a.currentUser(ctx)
+		if !tx.Request.ForceLogin && a.browserTrusted(ctx, r, u.ID) {
+			if err := a.recordFactor(ctx, tx, u.ID, "trusted_browser"); err != nil {
+				a.serverError(w, r, err)
+				return
+			}
+			a.advance(w, r, tx)
+			return
+		}
+		if tx.CodeSentAt.IsZero() {
+			if errKey := a.sendLoginCode(ctx, tx); errKey != "" {
+				a.flashError(ctx, errKey)
+			}
+		}
+	}
+	http.Redirect(w, r, a.stepURL(st, tx), http.StatusSeeOther)
+}
+
+func (a *App) stepURL(st step, tx *LoginTx) string {
+	q := "?tx=" + url.QueryEscape(tx.ID)
+	switch st {
+	case stepPassword:
+		return "/login" + q
+	case stepFactor:
+		return "/mfa" + q
+	case stepEnroll:
+		return "/user/otp" + q
+	default:
+		return tx.Request.ReturnTo
+	}
+}
+
+// nextURL is where the browser goes for the transaction's pending step.
+func (a *App) nextURL(ctx context.Context, tx *LoginTx) (string, error) {
+	st, err := a.pendingStep(ctx, tx)
+	if err != nil {
+		return "", err
+	}
+	return a.stepURL(st, tx), nil
+}
+
+// recordFactor marks the second factor done in the session and transaction.
+// The session token is renewed: this is a privilege change.
+func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method string) error {
+	if err := a.sessions.RenewToken(ctx); err != nil {
+		return err
+	}
+	now := a.now()
+	st := a.authState(ctx)
+	next := &AuthState{AuthTime: st.AuthTime, FactorAt: now, FactorMethod: method}
+	amr := []string{"mfa"}
+	if method != "trusted_browser" {
+		amr = []string{"otp", "mfa"}
+	}
+	next.AMR = mergeAMR(st.AMR, amr)
+	a.sessions.Put(ctx, sessAuth, next)
+	if err := a.store.BindSessionUser(ctx, hashSessionToken(a.sessions.Token(ctx)), userID); err != nil {
+		return err
+	}
+	a.audit(ctx, "mfa_success", userID, map[string]string{"method": method})
+	if tx != nil {
+		tx.FactorAt = now
+		return a.saveTx(ctx, tx)
+	}
+	return nil
+}
+
+const sessFlash = "flash"
+
+// flashError and flashNotice keep a message key for the next page this
+// session renders (after a redirect).
+func (a *App) flashError(ctx context.Context, key string) {
+	a.sessions.Put(ctx, sessFlash, "error:"+key)
+}
+func (a *App) flashNotice(ctx context.Context, key string) {
+	a.sessions.Put(ctx, sessFlash, "notice:"+key)
+}
