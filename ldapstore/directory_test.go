@@ -674,3 +674,36 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("a cancelled call must not spoil the pool: %v", err)
 	}
 }
+
+func TestCancellationInterruptsAHungOperation(t *testing.T) {
+	s := testldap.Start(t)
+	hole := newBlackhole(t, s.URL)
+	cfg := s.Config()
+	cfg.URLs = []string{hole.URL()}
+	cfg.OperationTimeout = time.Minute // only cancellation can end the hung call
+	d := newDirectory(t, cfg)
+	if _, err := d.Authenticate(context.Background(), "alice", testldap.Alice.Password); err != nil {
+		t.Fatal(err)
+	}
+	hole.cut()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Authenticate(ctx, "alice", testldap.Alice.Password)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want an outage wrapping context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Authenticate ignored the cancelled context")
+	}
+	if st := d.Stats(); st.InUse != 0 {
+		t.Fatalf("connection leaked after cancellation: %+v", st)
+	}
+}
