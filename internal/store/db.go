@@ -1,0 +1,209 @@
+// Package store persists the IdP's state: browser sessions, expiring records
+// (login transactions, OIDC requests, codes), attempt counters and the audit
+// log. SQLite is the embedded default; every behaviour is specified by the
+// conformance suite in package storetest so other SQL backends can be checked
+// against the same tests.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+)
+
+// ErrNotFound reports a record that does not exist or has expired.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict reports that UpdateRecord kept losing to concurrent writers and
+// gave up; the caller may retry the whole operation.
+var ErrConflict = errors.New("store: concurrent update conflict")
+
+// DB is a handle on the IdP database. It is safe for concurrent use.
+type DB struct {
+	dialect dialect
+	logger  *slog.Logger
+	// write serves every statement that writes. For SQLite it holds a single
+	// connection, so writers queue in Go rather than spin on SQLITE_BUSY.
+	write *sql.DB
+	// read serves plain reads; for SQLite a pool of read-only connections that
+	// run beside the writer thanks to WAL. For a server database it is write.
+	read *sql.DB
+
+	q     queries
+	stmts []*sql.Stmt
+}
+
+// queries are the statements on the hot path, prepared once at Open.
+type queries struct {
+	putRecord, getRecord, takeRecord, deleteRecord *sql.Stmt
+	lockRecord, casRecord                          *sql.Stmt
+
+	hitCounter, undoCounter, getCounter, resetCounter *sql.Stmt
+
+	findSession, commitSession, deleteSession, unbindSession, allSessions, bindSession *sql.Stmt
+
+	appendAudit *sql.Stmt
+}
+
+// open finishes a DB whose pools are configured: migrate, then prepare.
+func open(ctx context.Context, d dialect, write, read *sql.DB, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{dialect: d, logger: logger, write: write, read: read}
+	if err := migrate(ctx, write, d, logger); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := db.prepare(ctx); err != nil {
+		db.closeStmts()
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	return db, nil
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	var firstErr error
+	prep := func(pool *sql.DB, query string) *sql.Stmt {
+		if firstErr != nil {
+			return nil
+		}
+		s, err := pool.PrepareContext(ctx, query)
+		if err != nil {
+			firstErr = fmt.Errorf("%w\n%s", err, query)
+			return nil
+		}
+		db.stmts = append(db.stmts, s)
+		return s
+	}
+	w, r := db.write, db.read
+	db.q = queries{
+		putRecord:    prep(w, qPutRecord),
+		getRecord:    prep(r, qGetRecord),
+		takeRecord:   prep(w, qTakeRecord),
+		deleteRecord: prep(w, qDeleteRecord),
+		lockRecord:   prep(w, qLockRecord+db.dialect.forUpdate),
+		casRecord:    prep(w, qCASRecord),
+
+		hitCounter:   prep(w, qHitCounter),
+		undoCounter:  prep(w, qUndoCounter),
+		getCounter:   prep(r, qGetCounter),
+		resetCounter: prep(w, qResetCounter),
+
+		findSession:   prep(r, qFindSession),
+		commitSession: prep(w, qCommitSession),
+		deleteSession: prep(w, qDeleteSession),
+		unbindSession: prep(w, qUnbindSession),
+		allSessions:   prep(r, qAllSessions),
+		bindSession:   prep(w, qBindSession),
+
+		appendAudit: prep(w, qAppendAudit),
+	}
+	return firstErr
+}
+
+func (db *DB) closeStmts() {
+	for _, s := range db.stmts {
+		_ = s.Close()
+	}
+	db.stmts = nil
+}
+
+// Close releases the database. Calls in flight may fail.
+func (db *DB) Close() error {
+	db.closeStmts()
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers, for readiness probes.
+func (db *DB) Ping(ctx context.Context) error {
+	for _, pool := range []*sql.DB{db.write, db.read} {
+		var one int
+		if err := pool.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+			return fmt.Errorf("store: ping: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteExpired removes records and sessions that expired at or before now
+// and counters whose window ended, and returns how many it removed. It also
+// drops session-user bindings whose session is gone (not counted).
+func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	n := nanos(now)
+	// Separate short statements rather than one transaction: a large backlog
+	// must not hold the SQLite writer away from logins for long.
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM records WHERE expires_at <= $1`,
+		`DELETE FROM counters WHERE reset_at <= $1`,
+		`DELETE FROM sessions WHERE expiry <= $1`,
+	} {
+		res, err := db.write.ExecContext(ctx, q, n)
+		if err != nil {
+			return total, fmt.Errorf("store: delete expired: %w", err)
+		}
+		rows, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("store: delete expired: %w", err)
+		}
+		total += rows
+	}
+	// A binding may precede its session row by the length of one request (scs
+	// commits at the end), so only bindings older than that grace are orphans.
+	if _, err := db.write.ExecContext(ctx, `DELETE FROM session_users
+WHERE bound_at <= $1 AND NOT EXISTS (
+	SELECT 1 FROM sessions WHERE sessions.token = session_users.token AND sessions.expiry > $2)`,
+		nanos(now.Add(-bindingGrace)), n); err != nil {
+		return total, fmt.Errorf("store: delete expired bindings: %w", err)
+	}
+	db.logger.DebugContext(ctx, "store: expired rows deleted", "rows", total)
+	return total, nil
+}
+
+// bindingGrace is how long a session-user binding may exist without its
+// session row before DeleteExpired treats it as an orphan.
+const bindingGrace = time.Hour
+
+// Times are stored as Unix nanoseconds so that comparisons are plain integer
+// comparisons in every dialect. Times beyond int64 nanoseconds (before 1678 or
+// after 2262) are clamped, which keeps "never expires" style values ordered.
+var (
+	minNanosTime = time.Unix(0, math.MinInt64)
+	maxNanosTime = time.Unix(0, math.MaxInt64)
+)
+
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanosTime):
+		return math.MinInt64
+	case t.After(maxNanosTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// inTx runs fn in a write transaction, committing if fn returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
