@@ -1,9 +1,11 @@
 package idp_test
 
 import (
+	"bytes"
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -17,8 +19,10 @@ import (
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
@@ -46,10 +50,30 @@ type env struct {
 	t     *testing.T
 	cfg   *config.Config
 	ldap  *testldap.Server
+	smtp  *testsmtp.Server
 	db    *store.DB
 	clock *clock
 	app   *idp.App
 	srv   *httptest.Server
+	logs  *syncBuffer
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 type envOption func(*config.Config, *ldapstore.Config)
@@ -68,29 +92,47 @@ func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	cfg := config.Default()
 	cfg.Server.PublicURL = "http://127.0.0.1"
 	cfg.Security.SecretKey = config.SecretValue(strings.Repeat("k", 32))
-	cfg.Mail.From = "idp@campus.example"
+	cfg.Mail.From = "ninsho-qa@campus.example"
+	// Password-only tests run with optional enrollment; the MFA tests ask
+	// for "required" explicitly.
+	cfg.MFA.Enrollment = config.EnrollmentOptional
+	cfg.MFA.Email.BlockedDomains = []string{"st.kyoto-u.ac.jp", "kyoto-u.ac.jp", "ms.c.kyoto-u.ac.jp"}
+	cfg.MFA.Email.PlaceholderAddress = "id00000000@mail2.adm.example.ac.jp"
 	lcfg := ls.Config()
 	for _, o := range opts {
 		o(&cfg, &lcfg)
 	}
-	dir, err := ldapstore.New(lcfg, nil)
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dir, err := ldapstore.New(lcfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = dir.Close() })
-	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "idp.db"), nil)
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "idp.db"), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	clk := newClock()
-	app, err := idp.New(idp.Options{Config: &cfg, Directory: dir, Store: db, Sessions: db.SessionStore(), Now: clk.Now})
+	smtpSrv := testsmtp.Start(t)
+	sender, err := mail.NewSMTP(mail.SMTPConfig{
+		Host: smtpSrv.Host(), Port: smtpSrv.Port(), TLS: "none", Timeout: 5 * time.Second, From: cfg.Mail.From,
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailer := idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
+		return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+	})
+	app, err := idp.New(idp.Options{Config: &cfg, Directory: dir, Store: db, Sessions: db.SessionStore(),
+		Now: clk.Now, Mailer: mailer, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, cfg: &cfg, ldap: ls, db: db, clock: clk, app: app, srv: srv}
+	return &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, srv: srv, logs: logs}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects on

@@ -82,7 +82,9 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	if id == "" || password == "" {
+	// An empty password goes on to the directory client, which refuses it
+	// before any bind, so it meets the same generic answer as a wrong one.
+	if id == "" {
 		a.renderLoginForm(w, r, http.StatusBadRequest, tx.ID, id, "login.missing_fields")
 		return
 	}

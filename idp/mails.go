@@ -89,3 +89,9 @@ func (m *mailer) compose(name, to string, d mailData) (Mail, error) {
 func subjectKey(mailName string) string { return "mail." + mailName + "_subject" }
 
 func formatWhen(t time.Time) string { return t.Local().Format("2006-01-02 15:04 MST") }
+
+// MailerFunc adapts a function to the Mailer interface.
+type MailerFunc func(ctx context.Context, m Mail) error
+
+// Send calls f.
+func (f MailerFunc) Send(ctx context.Context, m Mail) error { return f(ctx, m) }

@@ -101,8 +101,11 @@ func (c *Codes) mac(parts ...string) string {
 }
 
 func failureKey(userID string) string { return "mfa:fail:" + userID }
-func cooldownKey(s Subject) string    { return "mfa:cool:" + string(s.Purpose) + ":" + s.UserID }
-func sendsKey(userID string) string   { return "mfa:sends:" + userID }
+
+// cooldownKey limits resends of one subject (a login, a settings session);
+// the hourly send cap limits the account as a whole.
+func (c *Codes) cooldownKey(s Subject) string { return "mfa:cool:" + c.recordID(s) }
+func sendsKey(userID string) string           { return "mfa:sends:" + userID }
 
 // Issue creates a new code for s, replacing (and so voiding) any pending one.
 // The caller mails it; if mailing fails it calls Cancel so nothing is lost.
@@ -111,7 +114,7 @@ func (c *Codes) Issue(ctx context.Context, s Subject) (string, error) {
 	if err := c.checkLock(ctx, s.UserID, now); err != nil {
 		return "", err
 	}
-	n, resetAt, err := c.counters.Hit(ctx, cooldownKey(s), now, c.cfg.ResendCooldown)
+	n, resetAt, err := c.counters.Hit(ctx, c.cooldownKey(s), now, c.cfg.ResendCooldown)
 	if err != nil {
 		return "", err
 	}
@@ -134,7 +137,7 @@ func (c *Codes) Cancel(ctx context.Context, s Subject) error {
 	now := c.now()
 	return errors.Join(
 		c.records.DeleteRecord(ctx, recordCode, c.recordID(s)),
-		c.counters.Reset(ctx, cooldownKey(s)),
+		c.counters.Reset(ctx, c.cooldownKey(s)),
 		c.counters.Undo(ctx, sendsKey(s.UserID), now),
 	)
 }
