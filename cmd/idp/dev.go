@@ -85,7 +85,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	}
 	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
 
-	ex := &extras{outbox: outboxView{outbox}}
+	ex := &extras{outbox: outbox}
 	if ready != nil {
 		ex.ready = func(string) { ready(baseURL) }
 	}

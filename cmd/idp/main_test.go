@@ -114,29 +114,63 @@ func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	resp, err := client.Get(base + "/user/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	field := func(name string) string {
-		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindSubmatch(body)
-		if m == nil {
-			t.Fatalf("login page lacks %s:\n%s", name, body)
+	get := func(path string) string {
+		t.Helper()
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return string(m[1])
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		}
+		return string(body)
 	}
-	resp, err = client.PostForm(base+"/login", url.Values{
-		"csrf_token": {field("csrf_token")}, "tx": {field("tx")},
-		"username": {acct.ID}, "password": {acct.Password},
-	})
-	if err != nil {
-		t.Fatal(err)
+	post := func(path string, form url.Values) string {
+		t.Helper()
+		resp, err := client.PostForm(base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %d\n%s", path, resp.StatusCode, body)
+		}
+		return string(body)
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), acct.ID) {
-		t.Fatalf("demo login: status %d\n%s", resp.StatusCode, body)
+	field := func(body, name string) string {
+		t.Helper()
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("page lacks %s:\n%s", name, body)
+		}
+		return m[1]
+	}
+
+	// Password, then the first-time setup of the mailed one-time password,
+	// with the code read from the dev outbox page.
+	page := get("/user/")
+	page = post("/login", url.Values{"csrf_token": {field(page, "csrf_token")}, "tx": {field(page, "tx")},
+		"username": {acct.ID}, "password": {acct.Password}})
+	if !strings.Contains(page, "One-Time Password Settings") {
+		t.Fatalf("demo login did not reach the setup page:\n%s", page)
+	}
+	form := url.Values{"csrf_token": {field(page, "csrf_token")}, "tx": {field(page, "tx")}}
+	form.Set("address", "demo1.private@example.org")
+	page = post("/user/otp/email/send", form)
+	code := regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`).FindStringSubmatch(get("/dev/outbox"))
+	if code == nil {
+		t.Fatal("no code on the dev outbox page")
+	}
+	form.Del("address")
+	form.Set("code", code[1])
+	page = post("/user/otp/email/confirm", form)
+	if !strings.Contains(page, "settings are complete") {
+		t.Fatalf("setup did not complete:\n%s", page)
+	}
+	if page = get("/user/"); !strings.Contains(page, "Signed in as") || !strings.Contains(page, acct.ID) {
+		t.Fatalf("account page after the demo login:\n%s", page)
 	}
 }

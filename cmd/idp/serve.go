@@ -14,6 +14,7 @@ import (
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
 )
@@ -51,7 +52,8 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // extras are what `idp dev` adds to the production wiring.
 type extras struct {
-	outbox idp.Outbox
+	// outbox replaces SMTP: mails are kept in memory and listed at /dev/outbox.
+	outbox *mail.Outbox
 	// ready, when set, is told the listening address once the server accepts.
 	ready func(addr string)
 }
@@ -88,6 +90,38 @@ func ldapConfig(c config.LDAP) ldapstore.Config {
 	}
 }
 
+// newSender builds the configured mail transport.
+func newSender(cfg *config.Config, logger *slog.Logger) (mail.Sender, error) {
+	if cfg.Mail.Transport == config.TransportLog {
+		// Mails are logged without their bodies (codes never reach logs) and
+		// kept in memory; meant for trials, not for users.
+		return mail.NewOutbox(100, logger), nil
+	}
+	c := cfg.Mail.SMTP
+	return mail.NewSMTP(mail.SMTPConfig{
+		Host:     c.Host,
+		Port:     c.Port,
+		TLS:      c.TLS,
+		Username: c.Username,
+		Password: c.Password.Value(),
+		Timeout:  c.Timeout,
+		From:     cfg.Mail.From,
+		FromName: bilingual(cfg.Mail.FromName),
+	}, logger)
+}
+
+// bilingual joins the two languages of a setting as "日本語 / English",
+// or gives the one that is set.
+func bilingual(l config.Localized) string {
+	switch {
+	case l.JA != "" && l.EN != "":
+		return l.JA + " / " + l.EN
+	case l.JA != "":
+		return l.JA
+	}
+	return l.EN
+}
+
 func openStore(ctx context.Context, c config.Store, logger *slog.Logger) (*store.DB, error) {
 	switch c.Driver {
 	case "", "sqlite":
@@ -119,9 +153,19 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		Sessions:  db.SessionStore(),
 		Logger:    logger,
 	}
-	if ex != nil {
-		opts.DevOutbox = ex.outbox
+	var sender mail.Sender
+	if ex != nil && ex.outbox != nil {
+		sender = ex.outbox
+		opts.DevOutbox = outboxView{ex.outbox}
+	} else {
+		sender, err = newSender(cfg, logger)
+		if err != nil {
+			return err
+		}
 	}
+	opts.Mailer = idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
+		return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+	})
 	app, err := idp.New(opts)
 	if err != nil {
 		return err
