@@ -3,6 +3,7 @@
 //	idp serve -config /etc/idp/config.yaml   run in production
 //	idp dev                                  run with embedded demo directory and storage
 //	idp check-config -config FILE            report every problem in a config file
+//	idp admin reset-code -config FILE ID     issue a helpdesk reset confirmation code
 //	idp version                              print the version
 package main
 
@@ -31,6 +32,8 @@ commands:
   serve -config FILE         run the identity provider
   dev [-listen ADDR]         run with a demo directory, storage and outbox (no other server needed)
   check-config -config FILE  check a config file and print every problem
+  admin reset-code -config FILE ID
+                             issue a helpdesk reset confirmation code for ID
   version                    print the version
 `
 
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdDev(ctx, args[1:], stdout, stderr, nil)
 	case "check-config":
 		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "admin":
+		return cmdAdmin(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "idp", versionString())
 		return 0

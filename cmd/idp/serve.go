@@ -131,21 +131,30 @@ func openStore(ctx context.Context, c config.Store, logger *slog.Logger) (*store
 	}
 }
 
-// serve runs the IdP until ctx ends, then drains requests within the
-// configured shutdown timeout.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *extras, ln net.Listener) error {
+// instance is a wired IdP: the app and what it holds open.
+type instance struct {
+	app *idp.App
+	db  *store.DB
+	dir *ldapstore.Directory
+}
+
+func (in *instance) Close() {
+	_ = in.dir.Close()
+	_ = in.db.Close()
+}
+
+// build wires store, directory, mail and app from the config.
+func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *extras) (*instance, error) {
 	db, err := openStore(ctx, cfg.Store, logger)
 	if err != nil {
-		return fmt.Errorf("opening store: %w", err)
+		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	defer db.Close()
-
 	dir, err := ldapstore.New(ldapConfig(cfg.LDAP), logger)
 	if err != nil {
-		return fmt.Errorf("ldap: %w", err)
+		_ = db.Close()
+		return nil, fmt.Errorf("ldap: %w", err)
 	}
-	defer dir.Close()
-
+	in := &instance{db: db, dir: dir}
 	opts := idp.Options{
 		Config:    cfg,
 		Directory: dir,
@@ -157,19 +166,29 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	if ex != nil && ex.outbox != nil {
 		sender = ex.outbox
 		opts.DevOutbox = outboxView{ex.outbox}
-	} else {
-		sender, err = newSender(cfg, logger)
-		if err != nil {
-			return err
-		}
+	} else if sender, err = newSender(cfg, logger); err != nil {
+		in.Close()
+		return nil, err
 	}
 	opts.Mailer = idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
 		return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 	})
-	app, err := idp.New(opts)
+	if in.app, err = idp.New(opts); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+// serve runs the IdP until ctx ends, then drains requests within the
+// configured shutdown timeout.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *extras, ln net.Listener) error {
+	in, err := build(ctx, cfg, logger, ex)
 	if err != nil {
 		return err
 	}
+	defer in.Close()
+	app, db := in.app, in.db
 
 	if ln == nil {
 		ln, err = net.Listen("tcp", cfg.Server.Listen)
