@@ -80,6 +80,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	srv          *smtp.Server
+	ln           net.Listener
 	served       chan struct{}
 	received     []Received
 	returned     int // messages already handed out by WaitFor
@@ -212,13 +213,16 @@ func hasRecipient(list []string, to string) bool {
 // went down. Messages received so far are kept.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	srv, served := s.srv, s.served
-	s.srv = nil
+	srv, ln, served := s.srv, s.ln, s.served
+	s.srv, s.ln = nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return
 	}
 	_ = srv.Close()
+	// srv.Close only knows listeners Serve has registered; if Serve has not
+	// started yet, closing ours makes its first Accept fail instead.
+	_ = ln.Close()
 	<-served
 }
 
@@ -261,7 +265,7 @@ func (s *Server) serve(ln net.Listener) {
 	}
 	served := make(chan struct{})
 	s.mu.Lock()
-	s.srv, s.served = srv, served
+	s.srv, s.ln, s.served = srv, ln, served
 	s.mu.Unlock()
 	go func() {
 		defer close(served)

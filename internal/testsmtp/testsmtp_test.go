@@ -316,3 +316,22 @@ func TestTLSAndAuth(t *testing.T) {
 		}
 	})
 }
+
+// TestStopRightAfterStart: Stop must not hang when the serving goroutine
+// has not reached Accept yet.
+func TestStopRightAfterStart(t *testing.T) {
+	for range 20 {
+		s := Start(t)
+		stopped := make(chan struct{})
+		go func() { s.Stop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Stop hung")
+		}
+		s.Restart(t)
+		if err := send(t, s, "x@example.com", []string{"r@example.com"}, "Subject: r\r\n\r\nx\r\n"); err != nil {
+			t.Fatalf("send after restart: %v", err)
+		}
+	}
+}
