@@ -97,6 +97,8 @@ type App struct {
 	codes     *mfa.Codes
 	mux       *http.ServeMux
 	handler   http.Handler
+	// csrfExempt are path prefixes of protocol endpoints (HandleProtocol).
+	csrfExempt []string
 }
 
 // New builds the app; it fails when a template or message is missing.
@@ -226,10 +228,18 @@ func (a *App) routes() {
 	a.handler = h
 }
 
-// Handle mounts a front-end's handler on the app's router, behind the same
-// sessions and headers. Front-ends that receive cross-site POSTs (SAML)
-// register their paths with csrfExempt.
+// Handle mounts a handler on the app's router, behind the same sessions,
+// headers and CSRF checks as the IdP's own pages.
 func (a *App) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+// HandleProtocol mounts a protocol endpoint that legitimately receives
+// cross-site POSTs without our form token (the OAuth token endpoint, the SAML
+// HTTP-POST binding). pathPrefix is the path it serves under; such endpoints
+// carry their own protections (client authentication, signatures, PKCE).
+func (a *App) HandleProtocol(pattern, pathPrefix string, h http.Handler) {
+	a.csrfExempt = append(a.csrfExempt, pathPrefix)
+	a.mux.Handle(pattern, h)
+}
 
 func staticHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)

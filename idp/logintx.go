@@ -56,9 +56,11 @@ type LoginTx struct {
 // AuthResult is what a finished login tells the front-end.
 type AuthResult struct {
 	User     SessionUser
-	AuthTime time.Time
-	AMR      []string
-	MFA      bool
+	AuthTime time.Time // the last password check
+	AMR      []string  // RFC 8176 values: "pwd", "otp", "mfa"
+	MFA      bool      // a second factor was verified in this session
+	// FactorMethod is how: "email_otp" or "trusted_browser" ("" without MFA).
+	FactorMethod string
 }
 
 // BeginLogin creates a login transaction bound to the browser's session and
@@ -122,8 +124,42 @@ func (a *App) FinishLogin(ctx context.Context, txID string) (*AuthResult, error)
 		AuthTime: st.AuthTime,
 		AMR:      append([]string(nil), st.AMR...),
 		MFA:      !st.FactorAt.IsZero(),
+
+		FactorMethod: st.FactorMethod,
 	}, nil
 }
+
+// CurrentLogin returns what the browser's session proves without a
+// transaction (for prompt=none and IsPassive answers), or nil when nobody is
+// signed in or a required step is missing.
+func (a *App) CurrentLogin(ctx context.Context, req AuthRequest) (*AuthResult, error) {
+	pending, err := a.pendingStep(ctx, &LoginTx{Request: req})
+	if err != nil || pending != stepDone {
+		return nil, err
+	}
+	u := a.currentUser(ctx)
+	st := a.authState(ctx)
+	return &AuthResult{User: *u, AuthTime: st.AuthTime, AMR: append([]string(nil), st.AMR...),
+		MFA: !st.FactorAt.IsZero(), FactorMethod: st.FactorMethod}, nil
+}
+
+// EndSession signs the browser out (RP-initiated logout, SAML SLO).
+func (a *App) EndSession(ctx context.Context) error {
+	if u := a.currentUser(ctx); u != nil {
+		a.audit(ctx, "logout", u.ID, map[string]string{"via": "protocol"})
+	}
+	return a.sessions.Destroy(ctx)
+}
+
+// RedirectOut sends the browser to another site (a relying party). It
+// answers with a small page that moves on by itself (meta refresh, no
+// script) instead of a redirect: browsers apply the login form's
+// form-action 'self' to every redirect that follows a form submission.
+func (a *App) RedirectOut(w http.ResponseWriter, r *http.Request, target string) {
+	a.renderPage(w, r, http.StatusOK, "continue", "", continuePage{URL: target})
+}
+
+type continuePage struct{ URL string }
 
 func (a *App) saveTx(ctx context.Context, tx *LoginTx) error {
 	raw, err := json.Marshal(tx)

@@ -151,11 +151,6 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 
 const csrfField = "csrf_token"
 
-// csrfExemptPrefixes are protocol endpoints that legitimately receive
-// cross-site POSTs (SAML HTTP-POST binding, OAuth token endpoint); they carry
-// their own protections.
-var csrfExemptPrefixes []string
-
 // csrfProtect checks the synchronizer token of every state-changing request
 // on our own forms. A failed check on the login form re-renders the form
 // (the ID kept) instead of a dead end.
@@ -166,7 +161,7 @@ func (a *App) csrfProtect(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		for _, p := range csrfExemptPrefixes {
+		for _, p := range a.csrfExempt {
 			if strings.HasPrefix(r.URL.Path, p) {
 				next.ServeHTTP(w, r)
 				return

@@ -32,6 +32,9 @@ type SessionUser struct {
 	DisplayNameJA string
 	Mail          string
 	Groups        []string
+	// Attributes are the raw directory attributes fetched at login (claim
+	// and attribute-release mapping reads them).
+	Attributes map[string][]string
 }
 
 // AuthState records how and when the session's user authenticated.
@@ -56,6 +59,7 @@ func sessionUserFrom(u *ldapstore.User) *SessionUser {
 		DisplayNameJA: u.DisplayNameJA,
 		Mail:          u.Mail,
 		Groups:        append([]string(nil), u.Groups...),
+		Attributes:    u.Attributes,
 	}
 }
 
