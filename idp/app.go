@@ -202,7 +202,7 @@ func (a *App) routes() {
 	mux.HandleFunc("GET /user/otp", a.handleSettingsPage)
 	mux.HandleFunc("POST /user/otp/email/send", a.handleSettingsSend)
 	mux.HandleFunc("POST /user/otp/email/confirm", a.handleSettingsConfirm)
-	mux.HandleFunc("POST /user/otp/trusted/revoke", a.handleTrustedRevoke)
+	mux.HandleFunc("POST /user/trusted/revoke", a.handleTrustedRevoke)
 	mux.HandleFunc("GET /reset", a.handleResetLogin)
 	mux.HandleFunc("POST /reset/login", a.handleResetLoginSubmit)
 	mux.HandleFunc("GET /reset/init", a.handleResetInitPage)

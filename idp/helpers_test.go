@@ -132,6 +132,11 @@ func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	}
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("idp log:\n%s", lastLines(logs.String(), 40))
+		}
+	})
 	return &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, srv: srv, logs: logs}
 }
 
@@ -251,4 +256,12 @@ func (b *browser) cookie(name string) string {
 		}
 	}
 	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -504,3 +504,86 @@ func TestNoCodeOrAddressInLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestPasswordOnlySessionReachesNothing(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	const addr = "pwonly@example.net"
+	e.browser().enroll(testldap.Alice, addr)
+	b := e.browser()
+	b.mfaLogin(testldap.Alice) // password done, factor pending
+	for _, path := range []string{"/user/", "/user/otp"} {
+		p := b.follow(b.get(path))
+		if signedIn(p) || !strings.Contains(p.body, "Multi-Factor Authentication : Email") {
+			t.Errorf("%s with only a password: %d\n%s", path, p.status, p.body)
+		}
+	}
+}
+
+func TestAddressChangeNotifiesOldAddressAndRevokesTrust(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	const oldAddr, newAddr = "old.addr@example.net", "new.addr@example.net"
+	e.browser().enroll(testldap.Alice, oldAddr)
+	b := e.browser()
+	p := b.mfaLogin(testldap.Alice)
+	b.follow(b.submitCode(p, e.codeFrom(oldAddr, otpSubject), true))
+	p = b.follow(b.get("/user/"))
+	if !strings.Contains(p.body, "Chrome") && !strings.Contains(p.body, "Browser") {
+		t.Fatalf("the account page does not list the trusted browser:\n%s", p.body)
+	}
+	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
+	p = b.registerAddress(b.follow(b.get("/user/otp")), newAddr)
+	if !strings.Contains(p.body, "settings are complete") {
+		t.Fatalf("address change failed:\n%s", p.body)
+	}
+	if e.mailCount(oldAddr, "メール認証用アドレス変更のお知らせ / Notification of a change of your address for email-authentication") != 1 {
+		t.Error("the old address was not told of the change")
+	}
+	if p := b.follow(b.get("/user/")); !strings.Contains(p.body, "No trusted browsers") {
+		t.Errorf("trusted browsers survived the address change:\n%s", p.body)
+	}
+}
+
+func TestRevokeTrustedBrowserFromAccountPage(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	const addr = "revoke@example.net"
+	e.browser().enroll(testldap.Alice, addr)
+	b := e.browser()
+	p := b.mfaLogin(testldap.Alice)
+	b.follow(b.submitCode(p, e.codeFrom(addr, otpSubject), true))
+	p = b.follow(b.get("/user/"))
+	p = b.follow(b.post("/user/trusted/revoke", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "id": {"all"}}))
+	if !strings.Contains(p.body, "trusted browsers were revoked") || !strings.Contains(p.body, "No trusted browsers") {
+		t.Fatalf("revoke: %d\n%s", p.status, p.body)
+	}
+	b.logout()
+	if p := b.login(testldap.Alice.ID, testldap.Alice.Password); signedIn(p) {
+		t.Fatal("a revoked browser still skipped MFA")
+	}
+}
+
+func TestResetEndsOtherSessions(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	const addr = "sessions@example.net"
+	e.browser().enroll(testldap.Alice, addr)
+	other := e.browser()
+	p := other.mfaLogin(testldap.Alice)
+	if !signedIn(other.follow(other.submitCode(p, e.codeFrom(addr, otpSubject), false))) {
+		t.Fatal("setup login failed")
+	}
+	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
+	e.browser().resetWithMail(testldap.Alice, addr)
+	if signedIn(other.follow(other.get("/user/"))) {
+		t.Fatal("another browser's session survived the reset")
+	}
+}
+
+func TestOptionalEnrollmentLetsPasswordOnlyUsersIn(t *testing.T) {
+	e := newEnv(t) // optional enrollment
+	if p := e.browser().login(testldap.Bob.ID, testldap.Bob.Password); !signedIn(p) {
+		t.Fatalf("optional enrollment: a user without a factor was not let in:\n%s", p.body)
+	}
+	e.cfg.MFA.Enrollment = config.EnrollmentRequired
+	if p := e.browser().login(testldap.Bob.ID, testldap.Bob.Password); signedIn(p) || !strings.Contains(p.body, "One-Time Password Settings") {
+		t.Fatalf("required enrollment: a user without a factor got in:\n%s", p.body)
+	}
+}

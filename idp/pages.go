@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/campusidp/campusidp/internal/store"
 )
@@ -72,6 +71,7 @@ func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail ma
 type userPage struct {
 	AuthTime string
 	AMR      []string
+	Trusted  []trustedRow
 }
 
 // requireLogin returns the signed-in user, or starts a login that comes back
@@ -99,10 +99,17 @@ func (a *App) handleUserPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.authState(r.Context())
-	a.renderPage(w, r, http.StatusOK, "user", "", userPage{
-		AuthTime: st.AuthTime.Local().Format(time.DateTime),
-		AMR:      st.AMR,
-	})
+	page := userPage{AuthTime: formatWhen(st.AuthTime), AMR: st.AMR}
+	list, err := a.TrustedBrowsers(r.Context(), u.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	for _, tb := range list {
+		page.Trusted = append(page.Trusted, trustedRow{ID: tb.ID, Label: tb.Label,
+			Created: formatWhen(tb.Created), LastUsed: formatWhen(tb.LastUsed)})
+	}
+	a.renderPage(w, r, http.StatusOK, "user", "", page)
 }
 
 func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {

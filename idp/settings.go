@@ -90,8 +90,6 @@ type settingsPage struct {
 	ContinueURL string
 	Blocked     []string
 	LockedUntil string
-	ShowTrusted bool
-	Trusted     []trustedRow
 }
 
 type trustedRow struct {
@@ -128,18 +126,6 @@ func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 	}
 	page.Blocked = a.cfg.MFA.Email.BlockedDomains
 	page.LockedUntil = lockedUntil(cause)
-	if acc.Mode == "full" {
-		page.ShowTrusted = true
-		list, err := a.TrustedBrowsers(ctx, acc.UserID)
-		if err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-		for _, tb := range list {
-			page.Trusted = append(page.Trusted, trustedRow{ID: tb.ID, Label: tb.Label,
-				Created: formatWhen(tb.Created), LastUsed: formatWhen(tb.LastUsed)})
-		}
-	}
 	a.renderPage(w, r, status, "otp_settings", errKey, page)
 }
 
@@ -256,29 +242,27 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 	a.renderSettings(w, r, http.StatusOK, acc, "", page, nil)
 }
 
+// handleTrustedRevoke revokes one or all of the signed-in user's trusted
+// browsers from the account page.
 func (a *App) handleTrustedRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	acc, ok := a.settingsUser(w, r, "")
-	if !ok {
-		return
-	}
-	if acc.Mode != "full" {
-		a.renderError(w, r, http.StatusForbidden, "error.title", "error.forbidden")
+	u := a.requireLogin(w, r)
+	if u == nil {
 		return
 	}
 	only := r.PostFormValue("id")
 	if only == "all" {
 		only = ""
 	} else if len(only) != 16 {
-		a.renderSettings(w, r, http.StatusBadRequest, acc, "error.bad_request", settingsPage{}, nil)
+		a.renderError(w, r, http.StatusBadRequest, "error.title", "error.bad_request")
 		return
 	}
-	n, err := a.RevokeTrustedBrowsers(ctx, acc.UserID, only)
+	n, err := a.RevokeTrustedBrowsers(ctx, u.ID, only)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	a.audit(ctx, "trusted_browser_revoked", acc.UserID, map[string]string{"count": strconv.Itoa(n)})
+	a.audit(ctx, "trusted_browser_revoked", u.ID, map[string]string{"count": strconv.Itoa(n)})
 	a.flashNotice(ctx, "otp.trusted_revoked")
-	http.Redirect(w, r, "/user/otp", http.StatusSeeOther)
+	http.Redirect(w, r, "/user/", http.StatusSeeOther)
 }
