@@ -58,6 +58,7 @@ type Config struct {
 	Mail     Mail     `yaml:"mail"`
 	MFA      MFA      `yaml:"mfa"`
 	Log      Log      `yaml:"log"`
+	Admin    Admin    `yaml:"admin"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -338,7 +339,8 @@ func Default() Config {
 			},
 			TrustedBrowserLifetime: 720 * time.Hour,
 		},
-		Log: Log{Level: "info", Format: LogJSON},
+		Log:   Log{Level: "info", Format: LogJSON},
+		Admin: defaultAdmin(),
 	}
 }
 
