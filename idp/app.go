@@ -95,6 +95,7 @@ type App struct {
 	mailer    Mailer
 	mails     *mailer
 	codes     *mfa.Codes
+	box       *mfa.SecretBox
 	mux       *http.ServeMux
 	handler   http.Handler
 	// csrfExempt are path prefixes of protocol endpoints (HandleProtocol).
@@ -153,6 +154,10 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	box, err := mfa.NewSecretBox([]byte(cfg.Security.SecretKey.Value()))
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		cfg:       cfg,
 		dir:       opts.Directory,
@@ -167,11 +172,15 @@ func New(opts Options) (*App, error) {
 		mailer:    opts.Mailer,
 		mails:     mails,
 		codes:     codes,
+		box:       box,
 	}
 	a.sessions = a.newSessionManager(opts.Sessions)
 	a.routes()
 	return a, nil
 }
+
+// secretKey keys the HMACs of codes and cookies.
+func (a *App) secretKey() []byte { return []byte(a.cfg.Security.SecretKey.Value()) }
 
 // Handler is the app's root handler, with every middleware applied.
 func (a *App) Handler() http.Handler { return a.handler }
@@ -199,9 +208,12 @@ func (a *App) routes() {
 	mux.HandleFunc("GET /mfa", a.handleMFAPage)
 	mux.HandleFunc("POST /mfa/send", a.handleMFASend)
 	mux.HandleFunc("POST /mfa/verify", a.handleMFAVerify)
+	mux.HandleFunc("POST /mfa/recovery", a.handleMFARecovery)
 	mux.HandleFunc("GET /user/otp", a.handleSettingsPage)
 	mux.HandleFunc("POST /user/otp/email/send", a.handleSettingsSend)
 	mux.HandleFunc("POST /user/otp/email/confirm", a.handleSettingsConfirm)
+	mux.HandleFunc("POST /user/otp/app/confirm", a.handleAppConfirm)
+	mux.HandleFunc("POST /user/otp/recovery", a.handleRecoveryRegenerate)
 	mux.HandleFunc("POST /user/trusted/revoke", a.handleTrustedRevoke)
 	mux.HandleFunc("GET /reset", a.handleResetLogin)
 	mux.HandleFunc("POST /reset/login", a.handleResetLoginSubmit)

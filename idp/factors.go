@@ -34,14 +34,48 @@ type EmailFactor struct {
 	LastUsed   time.Time `json:"last_used,omitzero"`
 }
 
+// TOTPFactor is a registered authenticator app.
+type TOTPFactor struct {
+	Secret     string    `json:"secret"` // sealed with mfa.SecretBox, bound to the user ID
+	EnrolledAt time.Time `json:"enrolled_at"`
+	LastUsed   time.Time `json:"last_used,omitzero"`
+	// LastStep is the time step of the last accepted code; a code of this
+	// step or an earlier one is never accepted again.
+	LastStep int64 `json:"last_step"`
+}
+
+// Factor methods, as recorded in sessions, audit events and AuthResult.
+const (
+	methodEmail          = "email_otp"
+	methodTOTP           = "totp"
+	methodRecovery       = "recovery_code"
+	methodTrustedBrowser = "trusted_browser"
+)
+
 // Factors are a user's second-factor settings.
 type Factors struct {
-	Email     *EmailFactor `json:"email,omitempty"`
-	UpdatedAt time.Time    `json:"updated_at"`
+	Email *EmailFactor `json:"email,omitempty"`
+	TOTP  *TOTPFactor  `json:"totp,omitempty"`
+	// Recovery holds keyed hashes of the unused recovery codes.
+	Recovery []string `json:"recovery,omitempty"`
+	// Preferred is the method used last ("email_otp" or "totp"); the login
+	// page offers it first.
+	Preferred string    `json:"preferred,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Enrolled reports whether the user has any second factor.
-func (f *Factors) Enrolled() bool { return f != nil && f.Email != nil }
+func (f *Factors) Enrolled() bool { return f != nil && (f.Email != nil || f.TOTP != nil) }
+
+// DefaultMethod is the factor the login page shows first.
+func (f *Factors) DefaultMethod() string {
+	switch {
+	case f.Preferred == methodEmail && f.Email != nil, f.TOTP == nil:
+		return methodEmail
+	default:
+		return methodTOTP
+	}
+}
 
 func (a *App) loadFactors(ctx context.Context, userID string) (*Factors, error) {
 	raw, err := a.store.GetRecord(ctx, recordFactors, userID, a.now())
@@ -58,13 +92,32 @@ func (a *App) loadFactors(ctx context.Context, userID string) (*Factors, error) 
 	return &f, nil
 }
 
-func (a *App) saveFactors(ctx context.Context, userID string, f *Factors) error {
-	f.UpdatedAt = a.now()
-	raw, err := json.Marshal(f)
-	if err != nil {
-		return err
+// updateFactors changes a user's factors atomically (compare-and-set in
+// the store), creating the record on first use. edit must not touch the
+// store: it may run more than once.
+func (a *App) updateFactors(ctx context.Context, userID string, edit func(f *Factors) error) error {
+	apply := func(old []byte) ([]byte, error) {
+		var f Factors
+		if len(old) > 0 {
+			if err := json.Unmarshal(old, &f); err != nil {
+				return nil, err
+			}
+		}
+		if err := edit(&f); err != nil {
+			return nil, err
+		}
+		f.UpdatedAt = a.now()
+		return json.Marshal(&f)
 	}
-	if err := a.store.PutRecord(ctx, recordFactors, userID, raw, forever); err != nil {
+	err := a.store.UpdateRecord(ctx, recordFactors, userID, a.now(), apply)
+	if errors.Is(err, store.ErrNotFound) {
+		raw, aerr := apply(nil)
+		if aerr != nil {
+			return aerr
+		}
+		err = a.store.PutRecord(ctx, recordFactors, userID, raw, forever)
+	}
+	if err != nil {
 		return fmt.Errorf("idp: saving factors: %w", err)
 	}
 	return nil

@@ -59,7 +59,8 @@ type AuthResult struct {
 	AuthTime time.Time // the last password check
 	AMR      []string  // RFC 8176 values: "pwd", "otp", "mfa"
 	MFA      bool      // a second factor was verified in this session
-	// FactorMethod is how: "email_otp" or "trusted_browser" ("" without MFA).
+	// FactorMethod is how: "email_otp", "totp", "recovery_code" or
+	// "trusted_browser" ("" without MFA).
 	FactorMethod string
 }
 

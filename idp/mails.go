@@ -28,7 +28,7 @@ type Mailer interface {
 }
 
 // mailNames lists every mail body; New fails if one is missing.
-var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done"}
+var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done", "recovery_used"}
 
 type mailer struct {
 	texts   map[string]*template.Template
@@ -65,6 +65,7 @@ type mailData struct {
 	Minutes    int
 	NewAddress string
 	When       string
+	Remaining  int
 }
 
 // compose renders a bilingual mail; subjects come from the catalog as

@@ -2,8 +2,10 @@ package idp
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
@@ -15,6 +17,8 @@ type mfaPage struct {
 	Masked      string
 	Sent        bool
 	LockedUntil string
+	// OtherMethod links to the other factor's page when the user has both.
+	OtherMethod string
 }
 
 // factorTx loads the transaction of a factor-step request and checks that
@@ -48,18 +52,39 @@ func (a *App) factorTx(w http.ResponseWriter, r *http.Request, txID string) (*Lo
 	return tx, u, f, true
 }
 
+// pageMethod is the factor a request asks for, if the user has it, else the
+// user's default.
+func pageMethod(f *Factors, asked string) string {
+	switch {
+	case asked == methodEmail && f.Email != nil, asked == methodTOTP && f.TOTP != nil:
+		return asked
+	}
+	return f.DefaultMethod()
+}
+
 func (a *App) handleMFAPage(w http.ResponseWriter, r *http.Request) {
 	tx, u, f, ok := a.factorTx(w, r, r.URL.Query().Get("tx"))
 	if !ok {
 		return
 	}
-	a.renderMFA(w, r, http.StatusOK, tx, u, f, "", nil)
+	a.renderMFA(w, r, http.StatusOK, tx, u, f, pageMethod(f, r.URL.Query().Get("method")), "", nil)
 }
 
-func (a *App) renderMFA(w http.ResponseWriter, r *http.Request, status int, tx *LoginTx, u *SessionUser, f *Factors, errKey string, cause error) {
-	page := mfaPage{TxID: tx.ID, UserID: u.ID, Masked: mfa.MaskAddress(f.Email.Address), Sent: !tx.CodeSentAt.IsZero()}
-	page.LockedUntil = lockedUntil(cause)
-	a.renderPage(w, r, status, "mfa_email", errKey, page)
+func (a *App) renderMFA(w http.ResponseWriter, r *http.Request, status int, tx *LoginTx, u *SessionUser, f *Factors, method, errKey string, cause error) {
+	page := mfaPage{TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause)}
+	name := "mfa_email"
+	if method == methodTOTP {
+		name = "mfa_app"
+		if f.Email != nil {
+			page.OtherMethod = methodEmail
+		}
+	} else {
+		page.Masked = mfa.MaskAddress(f.Email.Address)
+		if f.TOTP != nil {
+			page.OtherMethod = methodTOTP
+		}
+	}
+	a.renderPage(w, r, status, name, errKey, page)
 }
 
 func (a *App) handleMFASend(w http.ResponseWriter, r *http.Request) {
@@ -67,12 +92,16 @@ func (a *App) handleMFASend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if f.Email == nil {
+		a.renderMFA(w, r, http.StatusBadRequest, tx, u, f, methodTOTP, "error.bad_request", nil)
+		return
+	}
 	if errKey := a.sendLoginCode(r.Context(), tx); errKey != "" {
-		a.renderMFA(w, r, statusFor(errKey), tx, u, f, errKey, nil)
+		a.renderMFA(w, r, statusFor(errKey), tx, u, f, methodEmail, errKey, nil)
 		return
 	}
 	a.flashNotice(r.Context(), "mfa.resent")
-	http.Redirect(w, r, a.stepURL(stepFactor, tx), http.StatusSeeOther)
+	http.Redirect(w, r, a.stepURL(stepFactor, tx)+"&method="+methodEmail, http.StatusSeeOther)
 }
 
 // sendLoginCode mails a login code to the registered address. It returns
@@ -80,7 +109,7 @@ func (a *App) handleMFASend(w http.ResponseWriter, r *http.Request) {
 func (a *App) sendLoginCode(ctx context.Context, tx *LoginTx) string {
 	u := a.currentUser(ctx)
 	f, err := a.loadFactors(ctx, u.ID)
-	if err != nil || !f.Enrolled() {
+	if err != nil || f.Email == nil {
 		return "error.internal"
 	}
 	subject := mfa.Subject{UserID: u.ID, Purpose: mfa.PurposeLogin, Binding: tx.ID}
@@ -94,38 +123,131 @@ func (a *App) sendLoginCode(ctx context.Context, tx *LoginTx) string {
 	return ""
 }
 
+// handleMFAVerify checks the code typed on the MFA page: a mailed code or
+// an authenticator-app code, as the form says.
 func (a *App) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tx, u, f, ok := a.factorTx(w, r, r.PostFormValue("tx"))
 	if !ok {
 		return
 	}
+	method := pageMethod(f, r.PostFormValue("method"))
 	code := r.PostFormValue("code")
 	if mfa.NormalizeCode(code) == "" {
-		a.renderMFA(w, r, http.StatusBadRequest, tx, u, f, "mfa.code_missing", nil)
+		a.renderMFA(w, r, http.StatusBadRequest, tx, u, f, method, "mfa.code_missing", nil)
 		return
 	}
-	err := a.codes.Verify(ctx, mfa.Subject{UserID: u.ID, Purpose: mfa.PurposeLogin, Binding: tx.ID}, code)
+	var err error
+	if method == methodTOTP {
+		err = a.verifyTOTP(ctx, u.ID, code)
+	} else {
+		err = a.codes.Verify(ctx, mfa.Subject{UserID: u.ID, Purpose: mfa.PurposeLogin, Binding: tx.ID}, code)
+		if err == nil {
+			err = a.updateFactors(ctx, u.ID, func(f *Factors) error {
+				if f.Email != nil {
+					f.Email.LastUsed = a.now()
+				}
+				f.Preferred = methodEmail
+				return nil
+			})
+		}
+	}
 	if err != nil {
 		key := a.codeFailure(ctx, u.ID, "login", err)
-		a.renderMFA(w, r, statusFor(key), tx, u, f, key, err)
+		a.renderMFA(w, r, statusFor(key), tx, u, f, method, key, err)
 		return
 	}
-	f.Email.LastUsed = a.now()
-	if err := a.saveFactors(ctx, u.ID, f); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if err := a.recordFactor(ctx, tx, u.ID, "email_otp"); err != nil {
+	a.factorPassed(w, r, tx, u.ID, method)
+}
+
+// factorPassed records a verified factor and moves the login on.
+func (a *App) factorPassed(w http.ResponseWriter, r *http.Request, tx *LoginTx, userID, method string) {
+	ctx := r.Context()
+	if err := a.recordFactor(ctx, tx, userID, method); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
 	if r.PostFormValue("trust") != "" {
-		if err := a.trustBrowser(ctx, w, r, u.ID); err != nil {
+		if err := a.trustBrowser(ctx, w, r, userID); err != nil {
 			a.log.WarnContext(ctx, "trusting browser failed", "request_id", requestID(ctx), "error", err)
 		}
 	}
 	a.advance(w, r, tx)
+}
+
+// verifyTOTP checks an authenticator-app code against the shared failure
+// budget, and accepts each time step at most once: the step is compared and
+// stored in one atomic update, so two parallel requests with the same code
+// cannot both pass.
+func (a *App) verifyTOTP(ctx context.Context, userID, code string) error {
+	if err := a.codes.SpendTry(ctx, userID); err != nil {
+		return err
+	}
+	err := a.updateFactors(ctx, userID, func(f *Factors) error {
+		if f.TOTP == nil {
+			return mfa.ErrCodeInvalid
+		}
+		secret, err := a.box.Open(f.TOTP.Secret, userID)
+		if err != nil {
+			return err
+		}
+		step, err := mfa.TOTPStep(secret, code, a.now(), f.TOTP.LastStep)
+		if err != nil {
+			return err
+		}
+		f.TOTP.LastStep = step
+		f.TOTP.LastUsed = a.now()
+		f.Preferred = methodTOTP
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return a.codes.Succeeded(ctx, userID)
+}
+
+// handleMFARecovery accepts one of the user's recovery codes instead of a
+// factor. Each code works once; its use is audited and mailed.
+func (a *App) handleMFARecovery(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tx, u, f, ok := a.factorTx(w, r, r.PostFormValue("tx"))
+	if !ok {
+		return
+	}
+	method := pageMethod(f, r.PostFormValue("method"))
+	err := a.useRecoveryCode(ctx, u.ID, r.PostFormValue("recovery_code"))
+	if err != nil {
+		key := a.codeFailure(ctx, u.ID, "recovery", err)
+		a.renderMFA(w, r, statusFor(key), tx, u, f, method, key, err)
+		return
+	}
+	a.factorPassed(w, r, tx, u.ID, methodRecovery)
+}
+
+func (a *App) useRecoveryCode(ctx context.Context, userID, typed string) error {
+	if err := a.codes.SpendTry(ctx, userID); err != nil {
+		return err
+	}
+	hash := mfa.RecoveryHash(a.secretKey(), typed)
+	remaining := 0
+	err := a.updateFactors(ctx, userID, func(f *Factors) error {
+		for i, h := range f.Recovery {
+			if hmac.Equal([]byte(h), []byte(hash)) {
+				f.Recovery = append(f.Recovery[:i:i], f.Recovery[i+1:]...)
+				remaining = len(f.Recovery)
+				return nil
+			}
+		}
+		return mfa.ErrCodeInvalid
+	})
+	if err != nil {
+		return err
+	}
+	a.audit(ctx, "recovery_code_used", userID, map[string]string{"remaining": strconv.Itoa(remaining)})
+	if f, err := a.loadFactors(ctx, userID); err == nil && f.Email != nil {
+		a.notify(ctx, "recovery_used", userID, f.Email.Address, mailData{Remaining: remaining})
+	}
+	return a.codes.Succeeded(ctx, userID)
 }
 
 // codeFailure audits a refused code and returns the message to show.
@@ -142,6 +264,10 @@ func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error
 			return "reset.code_expired"
 		}
 		return "mfa.code_expired"
+	case errors.Is(err, mfa.ErrCodeReplayed):
+		detail["reason"] = "replayed"
+		a.audit(ctx, "mfa_failure", userID, detail)
+		return "mfa.code_replayed"
 	case errors.Is(err, mfa.ErrCodeInvalid):
 		detail["reason"] = "invalid"
 		a.audit(ctx, "mfa_failure", userID, detail)

@@ -42,7 +42,7 @@ type AuthState struct {
 	AuthTime time.Time // time of the last password check
 	AMR      []string  // RFC 8176 methods, e.g. "pwd", "otp", "mfa"
 	FactorAt time.Time // time of the last second-factor check (zero if none)
-	// FactorMethod is "email_otp" or "trusted_browser".
+	// FactorMethod is "email_otp", "totp", "recovery_code" or "trusted_browser".
 	FactorMethod string
 }
 

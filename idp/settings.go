@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/gob"
 	"errors"
+	"html/template"
 	"net/http"
 	"strconv"
 	"time"
@@ -81,6 +82,7 @@ func (a *App) settingsUser(w http.ResponseWriter, r *http.Request, txID string) 
 }
 
 type settingsPage struct {
+	Tab         string // "email" or "app"
 	TxID        string
 	Current     string
 	Address     string
@@ -90,6 +92,17 @@ type settingsPage struct {
 	ContinueURL string
 	Blocked     []string
 	LockedUntil string
+
+	// App tab.
+	QR           template.URL // data: URI of the QR code, drawn by the server
+	Secret       string       // the same secret, for typing into the app
+	AppEnrolled  string       // when the current app was registered
+	EmailEnabled bool
+
+	// Recovery codes: shown once when issued; the count otherwise.
+	RecoveryCodes []string
+	RecoveryLeft  int
+	ShowRecovery  bool
 }
 
 type trustedRow struct {
@@ -101,7 +114,7 @@ func (a *App) handleSettingsPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{}, nil)
+	a.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{Tab: r.URL.Query().Get("tab")}, nil)
 }
 
 func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int, acc settingsAccess, errKey string, page settingsPage, cause error) {
@@ -114,8 +127,24 @@ func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 	if acc.Tx != nil {
 		page.TxID = acc.Tx.ID
 	}
-	if f.Enrolled() {
+	if page.Tab != "app" {
+		page.Tab = "email"
+	}
+	if f.Email != nil {
 		page.Current = mfa.MaskAddress(f.Email.Address)
+	}
+	if f.TOTP != nil {
+		page.AppEnrolled = formatWhen(f.TOTP.EnrolledAt)
+	}
+	page.RecoveryLeft = len(f.Recovery)
+	page.ShowRecovery = acc.Mode == "full" && f.Enrolled()
+	if page.Tab == "app" && !page.Complete {
+		qr, secret, err := a.pendingApp(ctx, acc.UserID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		page.QR, page.Secret = qr, secret
 	}
 	if p, _ := a.sessions.Get(ctx, sessSetup).(*pendingSetup); p != nil && p.UserID == acc.UserID && !page.Complete {
 		page.Sent = true
@@ -192,18 +221,18 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f, err := a.loadFactors(ctx, acc.UserID)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
 	var old string
-	if f.Email != nil {
-		old = f.Email.Address
-	}
 	now := a.now()
-	f.Email = &EmailFactor{Address: p.Address, EnrolledAt: now, LastUsed: now}
-	if err := a.saveFactors(ctx, acc.UserID, f); err != nil {
+	err := a.updateFactors(ctx, acc.UserID, func(f *Factors) error {
+		old = ""
+		if f.Email != nil {
+			old = f.Email.Address
+		}
+		f.Email = &EmailFactor{Address: p.Address, EnrolledAt: now, LastUsed: now}
+		f.Preferred = methodEmail
+		return nil
+	})
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -217,16 +246,22 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 		a.notify(ctx, "address_changed", acc.UserID, old, mailData{NewAddress: mfa.MaskAddress(p.Address)})
 	}
+	a.factorRegistered(w, r, acc, methodEmail, "email")
+}
 
-	page := settingsPage{Complete: true}
+// factorRegistered finishes a setup: the grant is spent, a waiting login
+// counts the factor, and the first factor comes with recovery codes.
+func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc settingsAccess, method, tab string) {
+	ctx := r.Context()
+	page := settingsPage{Complete: true, Tab: tab}
 	switch acc.Mode {
 	case "grant":
 		// The grant is spent: it allowed exactly this registration.
 		a.sessions.Remove(ctx, sessResetGrant)
 	case "enroll":
-		// Confirming a code sent to the new address proves the factor for
-		// the login that is waiting on it.
-		if err := a.recordFactor(ctx, acc.Tx, acc.UserID, "email_otp"); err != nil {
+		// Confirming a code of the new factor proves it for the login that
+		// is waiting on it.
+		if err := a.recordFactor(ctx, acc.Tx, acc.UserID, method); err != nil {
 			a.serverError(w, r, err)
 			return
 		}
@@ -239,7 +274,54 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 			page.ContinueURL = next
 		}
 	}
+	f, err := a.loadFactors(ctx, acc.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if len(f.Recovery) == 0 {
+		codes, err := a.newRecoveryCodes(ctx, acc.UserID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		page.RecoveryCodes = codes
+	}
 	a.renderSettings(w, r, http.StatusOK, acc, "", page, nil)
+}
+
+// newRecoveryCodes replaces the user's recovery codes; the new ones are
+// shown once and stored only as keyed hashes.
+func (a *App) newRecoveryCodes(ctx context.Context, userID string) ([]string, error) {
+	codes, hashes := mfa.NewRecoveryCodes(a.secretKey())
+	if err := a.updateFactors(ctx, userID, func(f *Factors) error {
+		f.Recovery = hashes
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	a.audit(ctx, "recovery_codes_issued", userID, map[string]string{"count": strconv.Itoa(len(codes))})
+	return codes, nil
+}
+
+// handleRecoveryRegenerate issues new recovery codes (voiding the old ones)
+// for a fully signed-in user.
+func (a *App) handleRecoveryRegenerate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	acc, ok := a.settingsUser(w, r, "")
+	if !ok {
+		return
+	}
+	if acc.Mode != "full" {
+		a.renderError(w, r, http.StatusForbidden, "error.title", "error.forbidden")
+		return
+	}
+	codes, err := a.newRecoveryCodes(ctx, acc.UserID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{RecoveryCodes: codes, Tab: r.PostFormValue("tab")}, nil)
 }
 
 // handleTrustedRevoke revokes one or all of the signed-in user's trusted

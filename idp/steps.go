@@ -68,14 +68,21 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 	if st == stepFactor {
 		u := a.currentUser(ctx)
 		if !tx.Request.ForceLogin && a.browserTrusted(ctx, r, u.ID) {
-			if err := a.recordFactor(ctx, tx, u.ID, "trusted_browser"); err != nil {
+			if err := a.recordFactor(ctx, tx, u.ID, methodTrustedBrowser); err != nil {
 				a.serverError(w, r, err)
 				return
 			}
 			a.advance(w, r, tx)
 			return
 		}
-		if tx.CodeSentAt.IsZero() {
+		f, err := a.loadFactors(ctx, u.ID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		// The mailed code is sent at once when email is the user's method,
+		// so it is waiting when the page opens.
+		if f.DefaultMethod() == methodEmail && tx.CodeSentAt.IsZero() {
 			if errKey := a.sendLoginCode(ctx, tx); errKey != "" {
 				a.flashError(ctx, errKey)
 			}
@@ -116,8 +123,9 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 	now := a.now()
 	st := a.authState(ctx)
 	next := &AuthState{AuthTime: st.AuthTime, FactorAt: now, FactorMethod: method}
+	// A trusted browser proves an earlier factor, not one done now.
 	amr := []string{"mfa"}
-	if method != "trusted_browser" {
+	if method != methodTrustedBrowser {
 		amr = []string{"otp", "mfa"}
 	}
 	next.AMR = mergeAMR(st.AMR, amr)
