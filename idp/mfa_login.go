@@ -21,6 +21,8 @@ type mfaPage struct {
 	OtherMethod string
 }
 
+func (p mfaPage) lockEnd() string { return p.LockedUntil }
+
 // factorTx loads the transaction of a factor-step request and checks that
 // the factor step is really what it needs; otherwise it sends the browser on.
 func (a *App) factorTx(w http.ResponseWriter, r *http.Request, txID string) (*LoginTx, *SessionUser, *Factors, bool) {

@@ -18,6 +18,9 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 		Error: errKey,
 		Data:  data,
 	}
+	if l, ok := data.(interface{ lockEnd() string }); ok {
+		v.LockedUntil = l.lockEnd()
+	}
 	if f := a.sessions.PopString(ctx, sessFlash); f != "" {
 		kind, key, _ := strings.Cut(f, ":")
 		switch {

@@ -51,7 +51,9 @@ type view struct {
 	CSRF   string
 	Error  string // catalog key of an error message, if any
 	Notice string // catalog key of a success or status message, if any
-	Data   any
+	// LockedUntil says when a factor lock ends, shown with the error.
+	LockedUntil string
+	Data        any
 }
 
 // render writes the page to a buffer first so a template error never leaves

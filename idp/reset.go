@@ -39,6 +39,8 @@ type resetPage struct {
 	LockedUntil string
 }
 
+func (p resetPage) lockEnd() string { return p.LockedUntil }
+
 func (a *App) handleResetLogin(w http.ResponseWriter, r *http.Request) {
 	a.renderPage(w, r, http.StatusOK, "reset_login", "", resetPage{})
 }

@@ -105,6 +105,8 @@ type settingsPage struct {
 	ShowRecovery  bool
 }
 
+func (p settingsPage) lockEnd() string { return p.LockedUntil }
+
 type trustedRow struct {
 	ID, Label, Created, LastUsed string
 }
