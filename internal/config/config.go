@@ -59,6 +59,7 @@ type Config struct {
 	MFA      MFA      `yaml:"mfa"`
 	Log      Log      `yaml:"log"`
 	Admin    Admin    `yaml:"admin"`
+	SAML     SAML     `yaml:"saml"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -341,6 +342,7 @@ func Default() Config {
 		},
 		Log:   Log{Level: "info", Format: LogJSON},
 		Admin: defaultAdmin(),
+		SAML:  defaultSAML(),
 	}
 }
 

@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 	c.Mail.validate(v, "mail")
 	c.MFA.validate(v, "mfa")
 	c.Log.validate(v, "log")
+	c.SAML.validate(v, "saml")
 	c.Admin.validate(v, "admin")
 	return errors.Join(v.errs...)
 }
