@@ -90,15 +90,10 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 
 	user, err := a.checkPassword(ctx, id, password)
-	switch {
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
-		return
-	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
-		a.renderLoginForm(w, r, http.StatusUnauthorized, tx.ID, id, "login.failed")
-		return
-	case err != nil:
-		a.serverError(w, r, err)
+	if err != nil {
+		a.passwordRefused(w, r, err, func() {
+			a.renderLoginForm(w, r, http.StatusUnauthorized, tx.ID, id, "login.failed")
+		})
 		return
 	}
 
@@ -117,6 +112,19 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 var errLocked = errors.New("idp: password attempts exhausted")
+
+// passwordRefused answers a failed checkPassword: an outage page for an
+// outage, the form with the one generic message (via generic) otherwise.
+func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, generic func()) {
+	switch {
+	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
+		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
+		generic()
+	default:
+		a.serverError(w, r, err)
+	}
+}
 
 // checkPassword spends one attempt from the per-ID and per-IP budgets before
 // asking the directory, so parallel guesses can never overshoot a limit. An

@@ -255,32 +255,27 @@ func (a *App) useRecoveryCode(ctx context.Context, userID, typed string) error {
 // codeFailure audits a refused code and returns the message to show.
 func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error) string {
 	detail := map[string]string{"purpose": purpose}
+	var reason string
 	switch {
 	case errors.Is(err, mfa.ErrLocked):
 		a.audit(ctx, "mfa_locked", userID, detail)
 		return "mfa.locked"
 	case errors.Is(err, mfa.ErrCodeExpired):
-		detail["reason"] = "expired"
-		a.audit(ctx, "mfa_failure", userID, detail)
-		if purpose == "reset" {
-			return "reset.code_expired"
-		}
-		return "mfa.code_expired"
+		reason = "expired"
 	case errors.Is(err, mfa.ErrCodeReplayed):
-		detail["reason"] = "replayed"
-		a.audit(ctx, "mfa_failure", userID, detail)
-		return "mfa.code_replayed"
+		reason = "replayed"
 	case errors.Is(err, mfa.ErrCodeInvalid):
-		detail["reason"] = "invalid"
-		a.audit(ctx, "mfa_failure", userID, detail)
-		if purpose == "reset" {
-			return "reset.code_invalid"
-		}
-		return "mfa.code_invalid"
+		reason = "invalid"
 	default:
 		a.log.ErrorContext(ctx, "verifying code failed", "request_id", requestID(ctx), "error", err)
 		return "error.unavailable"
 	}
+	detail["reason"] = reason
+	a.audit(ctx, "mfa_failure", userID, detail)
+	if purpose == "reset" && reason != "replayed" {
+		return "reset.code_" + reason // the reset page speaks of a confirmation code
+	}
+	return "mfa.code_" + reason
 }
 
 // mailCode issues a code for s and mails it. If the mail cannot be sent the

@@ -2,12 +2,10 @@ package idp
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
 )
 
@@ -54,15 +52,10 @@ func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := a.checkPassword(ctx, id, password)
-	switch {
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
-		return
-	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
-		a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id})
-		return
-	case err != nil:
-		a.serverError(w, r, err)
+	if err != nil {
+		a.passwordRefused(w, r, err, func() {
+			a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id})
+		})
 		return
 	}
 	if err := a.sessions.RenewToken(ctx); err != nil {
