@@ -19,17 +19,26 @@ import (
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+// loadWithFlags parses a command's flags, adding -config, and loads that
+// file. A non-zero code is the exit code to stop with.
+func loadWithFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (config.Config, string, int) {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/idp/config.yaml", "config file")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return config.Config{}, "", 2
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		printConfigErrors(stderr, *path, err)
-		return 1
+		return cfg, *path, 1
+	}
+	return cfg, *path, 0
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, _, code := loadWithFlags(flag.NewFlagSet("serve", flag.ContinueOnError), args, stderr)
+	if code != 0 {
+		return code
 	}
 	logger := newLogger(cfg.Log, stderr)
 	for _, w := range cfg.Warnings() {
@@ -256,21 +265,14 @@ func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/idp/config.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		printConfigErrors(stderr, *path, err)
-		return 1
+	cfg, path, code := loadWithFlags(flag.NewFlagSet("check-config", flag.ContinueOnError), args, stderr)
+	if code != 0 {
+		return code
 	}
 	for _, w := range cfg.Warnings() {
-		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
+		fmt.Fprintf(stdout, "%s: warning: %s\n", path, w)
 	}
-	fmt.Fprintf(stdout, "%s: OK\n", *path)
+	fmt.Fprintf(stdout, "%s: OK\n", path)
 	return 0
 }
 
