@@ -311,3 +311,24 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("page has inline script or style")
 	}
 }
+
+func TestLoginPageFollowsTheManual(t *testing.T) {
+	e := newEnv(t, func(c *config.Config, _ *ldapstore.Config) {
+		c.Branding.OrgName = config.Localized{JA: "京都テスト大学", EN: "Kyoto Test University"}
+		c.Branding.ForgotPasswordURL = "https://password.example.ac.jp/"
+		c.Branding.HelpURL = "https://help.example.ac.jp/"
+	})
+	p := e.browser().openLogin()
+	for _, want := range []string{
+		"京都テスト大学", "Kyoto Test University",
+		`<span lang="ja">ログイン</span> / <span lang="en">Login</span>`,
+		"ECS-ID/SPS-ID", `<span lang="ja">パスワード</span> / <span lang="en">Password</span>`,
+		`<span lang="ja">ECS-ID/SPS-IDを記憶する</span> / <span lang="en">Remember ECS-ID/SPS-ID</span>`,
+		`href="https://password.example.ac.jp/"`, "Forgot your password?",
+		`href="https://help.example.ac.jp/"`, "Need Help?",
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("login page lacks %q", want)
+		}
+	}
+}
