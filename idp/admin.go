@@ -108,7 +108,7 @@ func (a *App) requireStaff(w http.ResponseWriter, r *http.Request, need Role, re
 // within the re-auth window.
 func (a *App) factorFresh(ctx context.Context) bool {
 	st := a.authState(ctx)
-	return !st.AuthTime.IsZero() && !st.FactorAt.IsZero() && st.FactorMethod != "trusted_browser" &&
+	return !st.AuthTime.IsZero() && !st.FactorAt.IsZero() && st.FactorMethod != methodTrustedBrowser &&
 		a.now().Sub(st.FactorAt) <= a.cfg.Admin.ReauthWindow
 }
 

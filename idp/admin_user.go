@@ -24,6 +24,7 @@ type adminUserPage struct {
 	// Role is the looked-up account's own staff role ("" for none).
 	Role           string
 	Methods        []factorRow
+	RecoveryCodes  int // unused recovery codes
 	FactorsUpdated string
 	Trusted        []trustedRow
 	OTP            budgetState
@@ -46,8 +47,8 @@ type budgetState struct {
 }
 
 type actionLink struct {
-	Name, URL string
-	Danger    bool
+	Name, Key, URL string
+	Danger         bool
 }
 
 // factorRows lists the registered factors for the console.
@@ -56,6 +57,10 @@ func factorRows(f *Factors) []factorRow {
 	if f.Email != nil {
 		rows = append(rows, factorRow{Method: "admin.method_email", Detail: mfa.MaskAddress(f.Email.Address),
 			EnrolledAt: formatWhenOrNever(f.Email.EnrolledAt), LastUsed: formatWhenOrNever(f.Email.LastUsed)})
+	}
+	if f.TOTP != nil {
+		rows = append(rows, factorRow{Method: "admin.method_totp", Detail: "-",
+			EnrolledAt: formatWhenOrNever(f.TOTP.EnrolledAt), LastUsed: formatWhenOrNever(f.TOTP.LastUsed)})
 	}
 	return rows
 }
@@ -133,6 +138,7 @@ func (a *App) userStatus(ctx context.Context, staff *staffMember, u *ldapstore.U
 		return nil, err
 	}
 	page.Methods = factorRows(f)
+	page.RecoveryCodes = len(f.Recovery)
 	if !f.UpdatedAt.IsZero() {
 		page.FactorsUpdated = formatWhen(f.UpdatedAt)
 	}
@@ -179,7 +185,7 @@ func (a *App) userStatus(ctx context.Context, staff *staffMember, u *ldapstore.U
 	page.AuditURL = "/admin/audit?" + url.Values{"user": {u.ID}}.Encode()
 	for _, act := range adminActions {
 		if staff.Role >= act.Need {
-			page.Actions = append(page.Actions, actionLink{Name: act.Name, Danger: act.Danger,
+			page.Actions = append(page.Actions, actionLink{Name: act.Name, Key: act.key(), Danger: act.Danger,
 				URL: "/admin/action?" + url.Values{"action": {act.Name}, "id": {u.ID}}.Encode()})
 		}
 	}
@@ -188,7 +194,7 @@ func (a *App) userStatus(ctx context.Context, staff *staffMember, u *ldapstore.U
 
 // auditRow is one audit event as the console shows it.
 type auditRow struct {
-	ID                                         int64
+	ID                                           int64
 	Time, Type, Actor, Subject, ClientIP, Detail string
 }
 

@@ -43,6 +43,7 @@ type Store interface {
 	ResetCounter(ctx context.Context, key string) error
 
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
 
 	BindSessionUser(ctx context.Context, token, userID string) error
 	DeleteUserSessions(ctx context.Context, userID, exceptToken string) (int, error)
@@ -222,6 +223,13 @@ func (a *App) routes() {
 	mux.HandleFunc("GET /reset/code", a.handleResetCodePage)
 	mux.HandleFunc("POST /reset/resend", a.handleResetResend)
 	mux.HandleFunc("POST /reset/confirm", a.handleResetConfirm)
+	mux.HandleFunc("GET /admin/{$}", a.handleAdminHome)
+	mux.HandleFunc("GET /admin/user", a.handleAdminUser)
+	mux.HandleFunc("GET /admin/action", a.handleAdminActionPage)
+	mux.HandleFunc("POST /admin/action", a.handleAdminAction)
+	mux.HandleFunc("GET /admin/audit", a.handleAdminAudit)
+	mux.HandleFunc("GET /admin/audit.csv", a.handleAdminAuditCSV)
+	mux.HandleFunc("/admin/", a.handleAdminOther)
 	if a.outbox != nil {
 		mux.HandleFunc("GET /dev/outbox", a.handleDevOutbox)
 	}
@@ -232,6 +240,7 @@ func (a *App) routes() {
 
 	var h http.Handler = mux
 	h = a.csrfProtect(h)
+	h = a.followAccountStatus(h)
 	h = a.sessionTimeouts(h)
 	h = a.sessions.LoadAndSave(h)
 	h = a.securityHeaders(h)

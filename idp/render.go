@@ -13,7 +13,8 @@ import (
 // pageNames lists every page the app renders; New fails if one is missing,
 // so a broken build never reaches a user.
 var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
-	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app"}
+	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app",
+	"admin", "admin_user", "admin_action", "admin_audit"}
 
 type renderer struct {
 	pages   map[string]*template.Template
