@@ -60,6 +60,7 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Admin    Admin    `yaml:"admin"`
 	SAML     SAML     `yaml:"saml"`
+	OIDC     OIDC     `yaml:"oidc"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -343,6 +344,7 @@ func Default() Config {
 		Log:   Log{Level: "info", Format: LogJSON},
 		Admin: defaultAdmin(),
 		SAML:  defaultSAML(),
+		OIDC:  defaultOIDC(),
 	}
 }
 

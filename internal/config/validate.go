@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 	c.Log.validate(v, "log")
 	c.SAML.validate(v, "saml")
 	c.Admin.validate(v, "admin")
+	c.OIDC.validate(v, "oidc", c.LDAP.Attributes)
 	return errors.Join(v.errs...)
 }
 
