@@ -77,9 +77,21 @@ func Users() []User {
 	return []User{Alice, Bob, Disabled, Taro, Helpdesk, Admin}
 }
 
-// fixtureLDIF renders the whole directory tree. Users come before groups
-// so the memberof overlay can annotate them when the groups are added.
-func fixtureLDIF() (string, error) {
+// GeneratedUser is the i-th account added by WithUsers: ID user00042,
+// password bench-password-00042, a student.
+func GeneratedUser(i int) User {
+	id := fmt.Sprintf("user%05d", i)
+	return User{
+		ID: id, Password: fmt.Sprintf("bench-password-%05d", i), DN: "uid=" + id + "," + PeopleDN,
+		Mail: id + "@campus.example", DisplayName: fmt.Sprintf("Generated User%05d", i),
+		Groups: []string{"students"}, EmployeeType: "student",
+	}
+}
+
+// fixtureLDIF renders the whole directory tree with the fixture accounts
+// and generated ones more. Users come before groups so the memberof overlay
+// can annotate them when the groups are added.
+func fixtureLDIF(generated int) (string, error) {
 	var b strings.Builder
 	entry := func(dn string, attrs ...[2]string) {
 		writeAttr(&b, "dn", dn)
@@ -102,7 +114,11 @@ func fixtureLDIF() (string, error) {
 
 	members := map[string][]string{}
 	var groupOrder []string
-	for _, u := range Users() {
+	users := Users()
+	for i := range generated {
+		users = append(users, GeneratedUser(i))
+	}
+	for _, u := range users {
 		pw, err := SSHA(u.Password)
 		if err != nil {
 			return "", err

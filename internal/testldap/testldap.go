@@ -53,6 +53,8 @@ type Server struct {
 	CAFile   string
 
 	dir     string
+	ownDir  bool // made by StartServer; Close removes it
+	opts    options
 	port    int
 	tlsPort int
 
@@ -62,30 +64,33 @@ type Server struct {
 	logFile *os.File
 }
 
-// Option changes how Start sets the server up.
+// Option changes how Start and StartServer set the server up.
 type Option func(*options)
 
-type options struct{ tls bool }
+type options struct {
+	tls   bool
+	users int
+	quiet bool
+}
 
 // WithTLS also serves ldaps:// and StartTLS with a certificate from a
 // throw-away CA (see Server.CAFile).
 func WithTLS() Option { return func(o *options) { o.tls = true } }
+
+// WithUsers adds n generated accounts, GeneratedUser(0) to
+// GeneratedUser(n-1), to the fixture.
+func WithUsers(n int) Option { return func(o *options) { o.users = n } }
+
+// WithQuietLog turns slapd's per-operation log off: under load, writing
+// the stats log costs slapd a large share of its CPU. Log then shows only
+// start-up problems.
+func WithQuietLog() Option { return func(o *options) { o.quiet = true } }
 
 // Start starts a private slapd in t.TempDir() on a free 127.0.0.1 port,
 // loads the fixture and stops the server when the test ends. A missing
 // slapd fails the test: tests that silently skip prove nothing.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	for _, bin := range []string{slapdPath, slapaddPath, ldapmodifyPath} {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("testldap: %s not found (%v); %s", bin, err, installHint)
-		}
-	}
-
 	s := &Server{dir: t.TempDir()}
 	t.Cleanup(func() {
 		s.Stop()
@@ -93,27 +98,83 @@ func Start(t testing.TB, opts ...Option) *Server {
 			t.Logf("testldap: slapd log (%s):\n%s", s.logPath(), s.Log())
 		}
 	})
+	if err := s.setUp(opts); err != nil {
+		t.Fatalf("testldap: %v", err)
+	}
+	return s
+}
+
+// StartServer is Start for programs that are not tests (the benchmark): the
+// server lives in a new temporary directory until Close.
+func StartServer(opts ...Option) (*Server, error) {
+	dir, err := os.MkdirTemp("", "testldap-")
+	if err != nil {
+		return nil, fmt.Errorf("testldap: %w", err)
+	}
+	s := &Server{dir: dir, ownDir: true}
+	if err := s.setUp(opts); err != nil {
+		err = fmt.Errorf("testldap: %w", err)
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops slapd and, for a server from StartServer, removes its
+// directory.
+func (s *Server) Close() error {
+	s.Stop()
+	if s.ownDir {
+		return os.RemoveAll(s.dir)
+	}
+	return nil
+}
+
+// PID is the process ID of the running slapd, 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// setUp creates the configuration and data in s.dir, starts slapd and
+// loads the fixture.
+func (s *Server) setUp(opts []Option) error {
+	for _, opt := range opts {
+		opt(&s.opts)
+	}
+	o := s.opts
+	for _, bin := range []string{slapdPath, slapaddPath, ldapmodifyPath} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("%s not found (%v); %s", bin, err, installHint)
+		}
+	}
 	for _, sub := range []string{"data", "slapd.d"} {
 		if err := os.Mkdir(filepath.Join(s.dir, sub), 0o700); err != nil {
-			t.Fatalf("testldap: %v", err)
+			return err
 		}
 	}
 	if o.tls {
 		ca, err := writeCertificates(s.dir)
 		if err != nil {
-			t.Fatalf("testldap: creating certificates: %v", err)
+			return fmt.Errorf("creating certificates: %w", err)
 		}
 		s.CAFile = ca
 	}
 	if err := os.WriteFile(s.passwordFile(), []byte(rootPassword), 0o600); err != nil {
-		t.Fatalf("testldap: %v", err)
+		return err
 	}
 	configPath := filepath.Join(s.dir, "config.ldif")
 	if err := os.WriteFile(configPath, []byte(configLDIF(s.dir, o.tls)), 0o600); err != nil {
-		t.Fatalf("testldap: %v", err)
+		return err
 	}
 	if out, err := exec.Command(slapaddPath, "-n0", "-F", filepath.Join(s.dir, "slapd.d"), "-l", configPath).CombinedOutput(); err != nil {
-		t.Fatalf("testldap: slapadd of cn=config failed: %v\n%s", err, out)
+		return fmt.Errorf("slapadd of cn=config failed: %v\n%s", err, out)
 	}
 
 	// A port found free may be taken by someone else before slapd binds
@@ -122,11 +183,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for attempt := 0; attempt < 5; attempt++ {
 		var err error
 		if s.port, err = freePort(); err != nil {
-			t.Fatalf("testldap: %v", err)
+			return err
 		}
 		if o.tls {
 			if s.tlsPort, err = freePort(); err != nil {
-				t.Fatalf("testldap: %v", err)
+				return err
 			}
 		}
 		lastErr = s.start()
@@ -135,21 +196,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 	}
 	if lastErr != nil {
-		t.Fatalf("testldap: %v\nslapd log:\n%s", lastErr, s.Log())
+		return fmt.Errorf("%v\nslapd log:\n%s", lastErr, s.Log())
 	}
 	s.URL = "ldap://127.0.0.1:" + strconv.Itoa(s.port)
 	if o.tls {
 		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(s.tlsPort)
 	}
 
-	fixture, err := fixtureLDIF()
+	fixture, err := fixtureLDIF(o.users)
 	if err != nil {
-		t.Fatalf("testldap: building fixture: %v", err)
+		return fmt.Errorf("building fixture: %w", err)
 	}
 	// Loaded online, not with slapadd, so the memberof overlay sees the
 	// group adds and fills in memberOf.
-	s.apply(t, fixture, "-a")
-	return s
+	return s.ldapmodify(fixture, "-a")
 }
 
 var errAddrInUse = errors.New("address already in use")
@@ -177,7 +237,11 @@ func (s *Server) start() error {
 		listen += " ldaps://127.0.0.1:" + strconv.Itoa(s.tlsPort) + "/"
 	}
 	// -d keeps slapd in the foreground with its log on stderr.
-	cmd := exec.Command(slapdPath, "-d", logLevel, "-F", filepath.Join(s.dir, "slapd.d"), "-h", listen)
+	level := logLevel
+	if s.opts.quiet {
+		level = "0"
+	}
+	cmd := exec.Command(slapdPath, "-d", level, "-F", filepath.Join(s.dir, "slapd.d"), "-h", listen)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()
@@ -266,6 +330,12 @@ func (s *Server) Modify(t testing.TB, ldif string) {
 
 func (s *Server) apply(t testing.TB, ldif string, extraArgs ...string) {
 	t.Helper()
+	if err := s.ldapmodify(ldif, extraArgs...); err != nil {
+		t.Fatalf("testldap: %v", err)
+	}
+}
+
+func (s *Server) ldapmodify(ldif string, extraArgs ...string) error {
 	args := append([]string{"-x", "-H", s.URL, "-D", rootDN, "-y", s.passwordFile()}, extraArgs...)
 	cmd := exec.Command(ldapmodifyPath, args...)
 	cmd.Stdin = strings.NewReader(ldif)
@@ -273,8 +343,9 @@ func (s *Server) apply(t testing.TB, ldif string, extraArgs ...string) {
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("testldap: ldapmodify failed: %v\n%s", err, out.String())
+		return fmt.Errorf("ldapmodify failed: %v\n%s", err, out.String())
 	}
+	return nil
 }
 
 // Config returns an ldapstore.Config for this server: the service
