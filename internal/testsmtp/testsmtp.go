@@ -9,6 +9,7 @@ package testsmtp
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,6 +25,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +57,13 @@ type config struct {
 	startTLS    bool
 	implicitTLS bool
 	user, pass  string
+	forgetTaken bool
 }
+
+// WithForgetTaken drops each message once WaitFor or Receive has handed it
+// out, so a long run (the benchmark) holds only the messages not yet taken;
+// Messages then lists only those.
+func WithForgetTaken() Option { return func(c *config) { c.forgetTaken = true } }
 
 // WithSTARTTLS offers the STARTTLS extension with a self-signed certificate.
 func WithSTARTTLS() Option { return func(c *config) { c.startTLS = true } }
@@ -92,6 +100,17 @@ type Server struct {
 // Start runs a server on a free 127.0.0.1 port; it stops when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s, err := StartServer(opts...)
+	if err != nil {
+		t.Fatalf("testsmtp: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartServer is Start for programs that are not tests (the benchmark): the
+// server runs until Close.
+func StartServer(opts ...Option) (*Server, error) {
 	s := &Server{arrived: make(chan struct{})}
 	for _, o := range opts {
 		o(&s.cfg)
@@ -100,18 +119,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 		var err error
 		s.tlsConfig, s.certPEM, err = selfSignedTLS()
 		if err != nil {
-			t.Fatalf("testsmtp: %v", err)
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("testsmtp: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.addr = ln.Addr().String()
 	s.serve(ln)
-	t.Cleanup(s.Stop)
-	return s
+	return s, nil
 }
+
+// Close stops the server for good (Stop, for servers from StartServer).
+func (s *Server) Close() { s.Stop() }
 
 // Host is the address clients dial.
 func (s *Server) Host() string {
@@ -173,29 +194,42 @@ func (s *Server) RejectRecipients(code int) {
 // second call.
 func (s *Server) WaitFor(t testing.TB, to string, timeout time.Duration) Received {
 	t.Helper()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := s.Receive(ctx, to)
+	if err != nil {
+		t.Fatalf("testsmtp: no message to %s within %v (%d received in all)", to, timeout, len(s.Messages()))
+	}
+	return m
+}
+
+// Receive is WaitFor for programs: it waits until ctx ends for a message to
+// `to`, handing each message out once, in arrival order.
+func (s *Server) Receive(ctx context.Context, to string) (Received, error) {
 	for {
 		s.mu.Lock()
 		for i := s.returned; i < len(s.received); i++ {
 			if hasRecipient(s.received[i].To, to) {
-				// Move the match to the handed-out prefix, keeping the
-				// others in arrival order.
 				m := s.received[i]
-				copy(s.received[s.returned+1:i+1], s.received[s.returned:i])
-				s.received[s.returned] = m
-				s.returned++
+				if s.cfg.forgetTaken {
+					s.received = slices.Delete(s.received, i, i+1)
+				} else {
+					// Move the match to the handed-out prefix, keeping the
+					// others in arrival order.
+					copy(s.received[s.returned+1:i+1], s.received[s.returned:i])
+					s.received[s.returned] = m
+					s.returned++
+				}
 				s.mu.Unlock()
-				return m
+				return m, nil
 			}
 		}
 		arrived := s.arrived
 		s.mu.Unlock()
 		select {
 		case <-arrived:
-		case <-timer.C:
-			t.Fatalf("testsmtp: no message to %s within %v (%d received in all)", to, timeout, len(s.Messages()))
-			return Received{}
+		case <-ctx.Done():
+			return Received{}, fmt.Errorf("testsmtp: waiting for a message to %s: %w", to, ctx.Err())
 		}
 	}
 }
