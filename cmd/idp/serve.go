@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -218,6 +219,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
 	go collectGarbage(gcCtx, db, logger)
+
+	stopProfiling, err := startProfiling(os.Getenv(pprofEnv), logger)
+	if err != nil {
+		return err
+	}
+	defer stopProfiling()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
