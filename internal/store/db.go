@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +140,44 @@ func (db *DB) Ping(ctx context.Context) error {
 // DeleteExpired removes records and sessions that expired at or before now
 // and counters whose window ended, and returns how many it removed. It also
 // drops session-user bindings whose session is gone (not counted).
+//
+// Every process sharing a database may call it on its own schedule: where
+// the dialect has a sweep lock, a call that finds another process sweeping
+// returns 0 at once and leaves the work to it.
 func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	if db.dialect.sweepTryLock == "" {
+		return db.deleteExpired(ctx, db.write, now)
+	}
+	// The lock belongs to a session, so the sweep keeps one connection.
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired: %w", err)
+	}
+	defer conn.Close()
+	var mine bool
+	if err := conn.QueryRowContext(ctx, db.dialect.sweepTryLock).Scan(&mine); err != nil {
+		return 0, fmt.Errorf("store: delete expired: lock: %w", err)
+	}
+	if !mine {
+		db.logger.DebugContext(ctx, "store: another process is deleting expired rows; skipped")
+		return 0, nil
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), db.dialect.sweepUnlock); err != nil {
+			// A pooled connection must not keep the lock: drop it, which
+			// releases the lock on the server.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return db.deleteExpired(ctx, conn, now)
+}
+
+// execer is a pool or a single connection.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (db *DB) deleteExpired(ctx context.Context, x execer, now time.Time) (int64, error) {
 	n := nanos(now)
 	// Separate short statements rather than one transaction: a large backlog
 	// must not hold the SQLite writer away from logins for long.
@@ -149,7 +187,7 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 		`DELETE FROM counters WHERE reset_at <= $1`,
 		`DELETE FROM sessions WHERE expiry <= $1`,
 	} {
-		res, err := db.write.ExecContext(ctx, q, n)
+		res, err := x.ExecContext(ctx, q, n)
 		if err != nil {
 			return total, fmt.Errorf("store: delete expired: %w", err)
 		}
@@ -161,7 +199,7 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	}
 	// A binding may precede its session row by the length of one request (scs
 	// commits at the end), so only bindings older than that grace are orphans.
-	if _, err := db.write.ExecContext(ctx, `DELETE FROM session_users
+	if _, err := x.ExecContext(ctx, `DELETE FROM session_users
 WHERE bound_at <= $1 AND NOT EXISTS (
 	SELECT 1 FROM sessions WHERE sessions.token = session_users.token AND sessions.expiry > $2)`,
 		nanos(now.Add(-bindingGrace)), n); err != nil {

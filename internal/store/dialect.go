@@ -24,6 +24,11 @@ type dialect struct {
 	// forUpdate is appended to a SELECT whose row is updated later in the same
 	// transaction, to lock the row where the database has row locks.
 	forUpdate string
+	// sweepTryLock, when set, is a query returning whether this process may
+	// run DeleteExpired now; sweepUnlock releases it. Where several processes
+	// share one server database, one sweeps at a time and the others skip
+	// their turn instead of deleting the same rows concurrently.
+	sweepTryLock, sweepUnlock string
 }
 
 var sqliteDialect = dialect{
