@@ -1,7 +1,10 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"embed"
+	"fmt"
 	"io/fs"
 )
 
@@ -29,6 +32,9 @@ type dialect struct {
 	// share one server database, one sweeps at a time and the others skip
 	// their turn instead of deleting the same rows concurrently.
 	sweepTryLock, sweepUnlock string
+	// txLock, when set, takes a named lock ($1) held until the transaction
+	// ends; see DB.lockTx.
+	txLock string
 }
 
 var sqliteDialect = dialect{
@@ -42,4 +48,19 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	return sub
+}
+
+// lockTx makes tx wait for, then hold until it ends, the named lock, so that
+// transactions taking the same lock run one after another. Row locks cannot
+// serialize a transaction that must see "no row yet" (creating the first
+// signing key), hence a named lock. SQLite needs none: its write transactions
+// already run one at a time.
+func (db *DB) lockTx(ctx context.Context, tx *sql.Tx, name string) error {
+	if db.dialect.txLock == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.txLock, name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	return nil
 }

@@ -293,6 +293,10 @@ func (db *DB) RotateOIDCSigningKey(ctx context.Context, next OIDCSigningKey, exp
 		return errors.New("store: rotate oidc signing key: incomplete key")
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Instances racing to create the first key find no row to lock.
+		if err := db.lockTx(ctx, tx, "oidc_signing_keys"); err != nil {
+			return err
+		}
 		var current string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM oidc_signing_keys WHERE retired_at IS NULL
 ORDER BY created_at DESC, id DESC LIMIT 1`+db.dialect.forUpdate).Scan(&current)

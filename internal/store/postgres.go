@@ -30,6 +30,7 @@ const (
 	pgLockMigrate = `SELECT pg_advisory_xact_lock(hashtext('campusidp.migrate'), hashtext(current_schema()))`
 	pgTrySweep    = `SELECT pg_try_advisory_lock(hashtext('campusidp.sweep'), hashtext(current_schema()))`
 	pgUnlockSweep = `SELECT pg_advisory_unlock(hashtext('campusidp.sweep'), hashtext(current_schema()))`
+	pgLockTx      = `SELECT pg_advisory_xact_lock(hashtext('campusidp.' || $1::text), hashtext(current_schema()))`
 )
 
 var postgresDialect = dialect{
@@ -41,6 +42,7 @@ var postgresDialect = dialect{
 	forUpdate:     " FOR UPDATE",
 	sweepTryLock:  pgTrySweep,
 	sweepUnlock:   pgUnlockSweep,
+	txLock:        pgLockTx,
 }
 
 // OpenPostgres connects to the PostgreSQL database named by dsn (a URL
