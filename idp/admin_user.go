@@ -159,7 +159,8 @@ func (a *App) userStatus(ctx context.Context, staff *staffMember, u *ldapstore.U
 	if err != nil {
 		return nil, err
 	}
-	page.OTP = budgetState{Failures: failures, Limit: a.cfg.MFA.Email.FailureBudget.Limit, Locked: locked}
+	otpLimit := a.cfg.MFA.Email.FailureBudget.Limit
+	page.OTP = budgetState{Failures: min(failures, otpLimit), Limit: otpLimit, Locked: locked}
 	if locked {
 		page.OTP.Until = formatWhen(until)
 	}
@@ -170,7 +171,8 @@ func (a *App) userStatus(ctx context.Context, staff *staffMember, u *ldapstore.U
 	limit := a.cfg.Security.PasswordBudget.PerID.Limit
 	// checkPassword refuses an attempt that would pass the limit, so a
 	// spent budget locks the next one.
-	page.Password = budgetState{Failures: pw.Count, Limit: limit, Locked: pw.Count >= limit}
+	// Refused attempts past the limit count too; show the budget, not them.
+	page.Password = budgetState{Failures: min(pw.Count, limit), Limit: limit, Locked: pw.Count >= limit}
 	if page.Password.Locked {
 		page.Password.Until = formatWhen(pw.ResetAt)
 	}
