@@ -61,6 +61,7 @@ type Config struct {
 	Admin    Admin    `yaml:"admin"`
 	SAML     SAML     `yaml:"saml"`
 	OIDC     OIDC     `yaml:"oidc"`
+	Metrics  Metrics  `yaml:"metrics"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -157,6 +158,9 @@ type Session struct {
 	CookieName      string        `yaml:"cookie_name"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+	// Store is where sessions live: SessionStoreDB or SessionStoreRedis.
+	Store string       `yaml:"store"`
+	Redis SessionRedis `yaml:"redis"`
 }
 
 // Security holds the master key and login throttling.
@@ -309,6 +313,8 @@ func Default() Config {
 			CookieName:      "idp_session",
 			IdleTimeout:     30 * time.Minute,
 			AbsoluteTimeout: 12 * time.Hour,
+			Store:           SessionStoreDB,
+			Redis:           defaultSessionRedis(),
 		},
 		Security: Security{
 			LoginTxLifetime:    15 * time.Minute,
@@ -341,10 +347,11 @@ func Default() Config {
 			},
 			TrustedBrowserLifetime: 720 * time.Hour,
 		},
-		Log:   Log{Level: "info", Format: LogJSON},
-		Admin: defaultAdmin(),
-		SAML:  defaultSAML(),
-		OIDC:  defaultOIDC(),
+		Log:     Log{Level: "info", Format: LogJSON},
+		Admin:   defaultAdmin(),
+		SAML:    defaultSAML(),
+		OIDC:    defaultOIDC(),
+		Metrics: defaultMetrics(),
 	}
 }
 

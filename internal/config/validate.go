@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 	c.SAML.validate(v, "saml")
 	c.Admin.validate(v, "admin")
 	c.OIDC.validate(v, "oidc", c.LDAP.Attributes)
+	c.Metrics.validate(v, "metrics")
 	return errors.Join(v.errs...)
 }
 
@@ -403,6 +404,7 @@ func (s Session) validate(v *validator, p string) {
 		v.add(p+".idle_timeout", "must not exceed session.absolute_timeout (%s > %s)",
 			formatDuration(s.IdleTimeout), formatDuration(s.AbsoluteTimeout))
 	}
+	s.validateBackend(v, p)
 }
 
 // isCookieName reports whether name is an RFC 6265 token.
