@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/internal/testsmtp"
+)
+
+// Settings of the IdP under test that the virtual browsers must know.
+const (
+	clientID       = "bench"
+	clientSecret   = "bench-client-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+	redirectURI    = "http://127.0.0.1:9/callback" // never contacted: the bench reads the code from the URL
+	secretKey      = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+	mailFrom       = "ninsho-bench@campus.example"
+	otpAddressHost = "bench-mail.example" // private OTP addresses: user00042@bench-mail.example
+)
+
+// buildIdP compiles ./cmd/idp into dir and returns the binary's path.
+func buildIdP(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "idp")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/campusidp/campusidp/cmd/idp")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/idp: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// idpOptions is what differs between the IdP processes of one run.
+type idpOptions struct {
+	binary   string
+	alg      string // OIDC signing algorithm
+	logLevel string
+	profile  bool // open the pprof listener
+}
+
+// idpProcess is a running `idp serve`.
+type idpProcess struct {
+	URL       string // http://127.0.0.1:PORT, also the public URL and OIDC issuer
+	PprofURL  string // http://127.0.0.1:PORT/debug/pprof, "" unless profiling
+	dir       string
+	logPath   string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	exitState error
+}
+
+func (p *idpProcess) PID() int { return p.cmd.Process.Pid }
+
+// startIdP writes a config next to a fresh SQLite file in a new directory
+// and starts `idp serve` on a free loopback port.
+func startIdP(ctx context.Context, o idpOptions, ls *testldap.Server, ms *testsmtp.Server) (*idpProcess, error) {
+	dir, err := os.MkdirTemp("", "idp-bench-")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 3 { // a port found free may be taken before the IdP binds it
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		p := &idpProcess{URL: "http://127.0.0.1:" + strconv.Itoa(port), dir: dir, logPath: filepath.Join(dir, "idp.log")}
+		env := os.Environ()
+		if o.profile {
+			pport, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			addr := "127.0.0.1:" + strconv.Itoa(pport)
+			p.PprofURL = "http://" + addr + "/debug/pprof"
+			env = append(env, "IDP_PPROF_LISTEN="+addr)
+		}
+		cfgPath := filepath.Join(dir, "config.yaml")
+		if err := os.WriteFile(cfgPath, []byte(idpConfig(o, port, dir, ls, ms)), 0o600); err != nil {
+			return nil, err
+		}
+		if lastErr = p.start(ctx, o.binary, cfgPath, env); lastErr == nil {
+			return p, nil
+		}
+	}
+	_ = os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+func (p *idpProcess) start(ctx context.Context, binary, cfgPath string, env []string) error {
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	cmd := exec.Command(binary, "serve", "-config", cfgPath)
+	cmd.Env = env
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.cmd = cmd
+	p.exited = make(chan struct{})
+	go func() {
+		p.exitState = cmd.Wait()
+		close(p.exited)
+	}()
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("idp serve exited during start-up (%v):\n%s", p.exitState, p.LogTail(30))
+		case <-ctx.Done():
+			p.Stop()
+			return ctx.Err()
+		default:
+		}
+		resp, err := client.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return fmt.Errorf("idp serve did not answer /healthz within 30s:\n%s", p.LogTail(30))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends the IdP (SIGTERM, then SIGKILL) and waits for it.
+func (p *idpProcess) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(25 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// Close stops the IdP and removes its directory.
+func (p *idpProcess) Close() error {
+	p.Stop()
+	return os.RemoveAll(p.dir)
+}
+
+// LogTail returns the last n lines of the IdP's log.
+func (p *idpProcess) LogTail(n int) string {
+	raw, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fetchProfile saves a pprof profile of the running IdP to path.
+func (p *idpProcess) fetchProfile(ctx context.Context, kind string, seconds int, path string) error {
+	if p.PprofURL == "" {
+		return errors.New("profiling is off")
+	}
+	u := p.PprofURL + "/" + kind
+	if seconds > 0 {
+		u += "?seconds=" + strconv.Itoa(seconds)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// idpConfig is the YAML config of the IdP under test: production defaults
+// except where a benchmark on one machine needs otherwise (each change is
+// explained in bench/README.md).
+func idpConfig(o idpOptions, port int, dir string, ls *testldap.Server, ms *testsmtp.Server) string {
+	q := strconv.Quote
+	lc := ls.Config()
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
+  listen: %s
+  public_url: %s
+  # Every virtual browser comes from 127.0.0.1; it tells its own address in
+  # X-Forwarded-For, as a campus load balancer would.
+  trusted_proxies: ["127.0.0.1/32"]
+ldap:
+  urls: [%s]
+  bind_dn: %s
+  bind_password: %s
+  user_base_dn: %s
+  user_filter: %s
+  disabled_filter: %s
+  attributes:
+    extra: [employeeType]
+store:
+  driver: sqlite
+  dsn: %s
+security:
+  secret_key: %s
+  password_budget:
+    # One address per virtual user, each logging in far more often than a
+    # person would: the per-address limit must not stop the run.
+    per_ip:
+      limit: 1000000
+      window: 15m
+mail:
+  from: %s
+  transport: smtp
+  smtp:
+    host: %s
+    port: %d
+    tls: none
+    timeout: 10s
+mfa:
+  enrollment: required
+  email:
+    sends_per_hour: 100
+log:
+  level: %s
+  format: json
+oidc:
+  keys:
+    algorithm: %s
+  clients:
+    - id: %s
+      name: "Benchmark RP"
+      secret: %s
+      redirect_uris: [%s]
+      scopes: [openid, profile, email, groups, offline_access]
+`,
+		q("127.0.0.1:"+strconv.Itoa(port)), q("http://127.0.0.1:"+strconv.Itoa(port)),
+		q(ls.URL), q(lc.BindDN), q(lc.BindPassword), q(lc.UserBaseDN), q(lc.UserFilter), q(lc.DisabledFilter),
+		q(filepath.Join(dir, "idp.db")), q(secretKey),
+		q(mailFrom), q(ms.Host()), ms.Port(),
+		q(o.logLevel), q(o.alg),
+		q(clientID), q(clientSecret), q(redirectURI))
+	return b.String()
+}

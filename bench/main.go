@@ -1,0 +1,312 @@
+// Command bench measures the IdP's full-login throughput, latency, CPU and
+// memory on one machine. It starts a private slapd with generated users
+// (SSHA passwords), an SMTP sink and `idp serve` as a child process with
+// SQLite in a temporary directory, enrolls every user's mailed one-time
+// password and trusted browser through the real pages, and then drives
+// each scenario with concurrent virtual browsers for a fixed time:
+//
+//	go run ./bench                       # all scenarios, 1,000 users, 32 browsers, 20s each
+//	go run ./bench -c 8 -duration 5s -scenarios login-trusted
+//	go run ./bench -profile /tmp/prof    # also save a CPU profile of the IdP per scenario
+//
+// Everything listens on 127.0.0.1 only and stops when the run ends.
+// See bench/README.md for the recorded figures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/internal/testsmtp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	if err := run(ctx, opts, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	users      int
+	workers    int
+	duration   time.Duration
+	warmup     time.Duration
+	scenarios  []string
+	algs       []string
+	idpBinary  string
+	profileDir string
+	logLevel   string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var scen, algs string
+	fs.IntVar(&o.users, "users", 1000, "generated directory users, all enrolled (SSHA passwords)")
+	fs.IntVar(&o.workers, "c", 32, "concurrent virtual browsers")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "timed window of each scenario")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "untimed load before each window")
+	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all the IdP supports): "+scenarioNames())
+	fs.StringVar(&algs, "algs", "RS256,ES256", "OIDC signing algorithms; one IdP instance each")
+	fs.StringVar(&o.idpBinary, "idp", "", "prebuilt idp binary (default: go build ./cmd/idp)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for a CPU profile of the IdP per scenario (opens its pprof listener on loopback)")
+	fs.StringVar(&o.logLevel, "idp-log-level", "info", "the IdP's log level (its log goes to a file)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if scen != "" {
+		o.scenarios = strings.Split(scen, ",")
+		for _, s := range o.scenarios {
+			if !slices.ContainsFunc(scenarios, func(sc scenario) bool { return sc.name == s }) {
+				fmt.Fprintf(stderr, "bench: unknown scenario %q (known: %s)\n", s, scenarioNames())
+				return o, errors.New("unknown scenario")
+			}
+		}
+	}
+	o.algs = strings.Split(algs, ",")
+	switch {
+	case o.users < 1 || o.workers < 1:
+		fmt.Fprintln(stderr, "bench: -users and -c must be positive")
+		return o, errors.New("bad flags")
+	case o.users < o.workers:
+		fmt.Fprintln(stderr, "bench: -users must be at least -c: one account never logs in twice at once")
+		return o, errors.New("bad flags")
+	case o.duration <= 0 || o.warmup < 0:
+		fmt.Fprintln(stderr, "bench: -duration must be positive")
+		return o, errors.New("bad flags")
+	}
+	return o, nil
+}
+
+func scenarioNames() string {
+	var names []string
+	for _, sc := range scenarios {
+		names = append(names, sc.name)
+	}
+	return strings.Join(names, ",")
+}
+
+func (o options) wants(name string) bool {
+	return len(o.scenarios) == 0 || slices.Contains(o.scenarios, name)
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
+	work, err := os.MkdirTemp("", "bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	binary := o.idpBinary
+	if binary == "" {
+		start := time.Now()
+		if binary, err = buildIdP(ctx, work); err != nil {
+			return err
+		}
+		logf("built the idp binary in %s", time.Since(start).Round(100*time.Millisecond))
+	}
+
+	start := time.Now()
+	ls, err := testldap.StartServer(testldap.WithUsers(o.users), testldap.WithQuietLog())
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+	logf("slapd with %d generated users ready in %s (%s)", o.users, time.Since(start).Round(100*time.Millisecond), ls.URL)
+	sink, err := testsmtp.StartServer(testsmtp.WithForgetTaken())
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+
+	var results []result
+	var notes []string
+	for i, alg := range o.algs {
+		rs, oidcMissing, err := runInstance(ctx, o, binary, alg, i == 0, ls, sink, logf)
+		results = append(results, rs...)
+		if err != nil {
+			printTable(stdout, o, results, notes)
+			return err
+		}
+		if oidcMissing {
+			notes = append(notes, "The IdP has no OpenID Connect provider yet: the OIDC scenarios (oidc-trusted, oidc-email, refresh) were skipped.")
+			break // without OIDC nothing is signed: the other algorithms add nothing
+		}
+	}
+	printTable(stdout, o, results, notes)
+	for _, r := range results {
+		if r.errors > 0 {
+			return fmt.Errorf("%d scenario(s) had errors", countErrored(results))
+		}
+	}
+	return nil
+}
+
+func countErrored(rs []result) int {
+	n := 0
+	for _, r := range rs {
+		if r.errors > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// runInstance starts one IdP configured for alg, enrolls the users and runs
+// the scenarios. Scenarios that sign nothing run with the first instance only.
+func runInstance(ctx context.Context, o options, binary, alg string, first bool, ls *testldap.Server, sink *testsmtp.Server,
+	logf func(string, ...any)) (results []result, oidcMissing bool, err error) {
+	idp, err := startIdP(ctx, idpOptions{binary: binary, alg: alg, logLevel: o.logLevel, profile: o.profileDir != ""}, ls, sink)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if err != nil {
+			logf("idp log (last lines):\n%s", idp.LogTail(20))
+		}
+		_ = idp.Close()
+	}()
+	base, _ := url.Parse(idp.URL)
+	transport := &http.Transport{
+		MaxIdleConns:        2 * o.workers,
+		MaxIdleConnsPerHost: 2 * o.workers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	defer transport.CloseIdleConnections()
+	rpTransport := &http.Transport{MaxIdleConns: 2 * o.workers, MaxIdleConnsPerHost: 2 * o.workers, IdleConnTimeout: 90 * time.Second}
+	defer rpTransport.CloseIdleConnections()
+
+	sleep(ctx, time.Second)
+	startRSS, _ := readMemory(idp.PID())
+
+	t := &target{base: base, transport: transport, sink: sink}
+	for i := range o.users {
+		t.users = append(t.users, &vuser{index: i, account: testldap.GeneratedUser(i)})
+	}
+	t.rp, err = newRP(ctx, idp.URL, alg, &http.Client{Transport: rpTransport, Timeout: 30 * time.Second})
+	if errors.Is(err, errNoOIDC) {
+		oidcMissing, err = true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+
+	begin := time.Now()
+	if err := forEachUser(ctx, t.users, o.workers, func(ctx context.Context, u *vuser) error {
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		return enroll(ictx, base, transport, sink, u)
+	}); err != nil {
+		return nil, oidcMissing, fmt.Errorf("enrolling users: %w", err)
+	}
+	sleep(ctx, 2*time.Second)
+	seededRSS, _ := readMemory(idp.PID())
+	logf("[%s] idp pid %d at %s: RSS %s after start-up; enrolled %d users (address + trusted browser) in %s; RSS %s",
+		alg, idp.PID(), idp.URL, mb(startRSS.RSS), o.users, time.Since(begin).Round(100*time.Millisecond), mb(seededRSS.RSS))
+
+	for _, sc := range scenarios {
+		if !o.wants(sc.name) || (sc.oidc && t.rp == nil) || (!sc.oidc && !first) {
+			continue
+		}
+		if sc.prepare != nil {
+			if err := sc.prepare(ctx, t, o.workers); err != nil {
+				return results, oidcMissing, fmt.Errorf("%s: preparing: %w", sc.name, err)
+			}
+		}
+		sleep(ctx, 2*time.Second) // let the previous load's garbage go
+		label := alg
+		if !sc.oidc {
+			label = "-"
+		}
+		r, err := measure(ctx, t, sc, label, idp, ls.PID(), measureOptions{
+			workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir,
+		})
+		if err != nil {
+			return results, oidcMissing, err
+		}
+		results = append(results, r)
+		logf("[%s] %-14s %8.1f logins/s  p50 %s  p99 %s  errors %d", alg, sc.name, r.rate(),
+			ms(r.p50), ms(r.p99), r.errors)
+		if r.profile != "" && !strings.HasPrefix(r.profile, "(") {
+			summarizeProfile(ctx, r.profile, logf)
+		}
+	}
+	return results, oidcMissing, nil
+}
+
+// summarizeProfile writes `go tool pprof -top` of a profile next to it.
+func summarizeProfile(ctx context.Context, path string, logf func(string, ...any)) {
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=40", path).CombinedOutput()
+	if err != nil {
+		logf("pprof -top %s: %v", path, err)
+		return
+	}
+	top := strings.TrimSuffix(path, ".cpu.pprof") + ".top.txt"
+	if err := os.WriteFile(top, out, 0o644); err != nil {
+		logf("%v", err)
+		return
+	}
+	cum, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=60", path).CombinedOutput()
+	if err == nil {
+		_ = os.WriteFile(strings.TrimSuffix(path, ".cpu.pprof")+".cum.txt", cum, 0o644)
+	}
+	logf("profile: %s (top: %s)", path, filepath.Base(top))
+}
+
+func printTable(w io.Writer, o options, results []result, notes []string) {
+	fmt.Fprintf(w, "\n%d users, %d virtual browsers, %s per scenario after %s warm-up; %d CPUs (GOMAXPROCS), %s/%s\n\n",
+		o.users, o.workers, o.duration, o.warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tp50\tp99\terrors\tIdP CPU s\tIdP CPU %\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%.1f\t%.0f%%\t%s\t%s\t%.1f\t%.1f\t\n",
+			r.scenario, r.alg, r.rate(), ms(r.p50), ms(r.p99), r.errors,
+			r.idpCPU.Seconds(), 100*r.idpCPU.Seconds()/r.window.Seconds(), mb(r.peakRSS), mb(r.idleRSS),
+			r.slapdCPU.Seconds(), r.benchCPU.Seconds())
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nIdP CPU % is of one core. Idle RSS is read just before the scenario, after a 2s pause.")
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+	for _, r := range results {
+		for _, e := range r.sampleErrors {
+			fmt.Fprintf(w, "error in %s/%s: %s\n", r.scenario, r.alg, e)
+		}
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+func mb(b int64) string { return fmt.Sprintf("%.1fMB", float64(b)/(1<<20)) }
