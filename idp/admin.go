@@ -155,3 +155,17 @@ func (a *App) handleAdminOther(w http.ResponseWriter, r *http.Request) {
 	}
 	a.renderError(w, r, http.StatusNotFound, "error.title", "error.not_found")
 }
+
+// StaffRole reads an account's staff role live from the directory; a
+// disabled account has none. It returns ldapstore.ErrUserNotFound for an
+// unknown ID.
+func (a *App) StaffRole(ctx context.Context, id string) (Role, error) {
+	u, err := a.lookupTarget(ctx, id)
+	if err != nil {
+		return RoleNone, err
+	}
+	if u.Disabled {
+		return RoleNone, nil
+	}
+	return a.roleFor(u.Groups), nil
+}

@@ -3,7 +3,7 @@
 //	idp serve -config /etc/idp/config.yaml   run in production
 //	idp dev                                  run with embedded demo directory and storage
 //	idp check-config -config FILE            report every problem in a config file
-//	idp admin reset-code -config FILE ID     issue a helpdesk reset confirmation code
+//	idp admin <action> -config FILE [ID]     helpdesk and admin actions (reset-code, unlock, ...)
 //	idp version                              print the version
 package main
 
@@ -32,8 +32,9 @@ commands:
   serve -config FILE         run the identity provider
   dev [-listen ADDR]         run with a demo directory, storage and outbox (no other server needed)
   check-config -config FILE  check a config file and print every problem
-  admin reset-code -config FILE ID
-                             issue a helpdesk reset confirmation code for ID
+  admin <action> -config FILE [ID]
+                             helpdesk and admin actions: reset-code, unlock, end-sessions,
+                             clear-factors, audit-export ("idp admin" lists them)
   version                    print the version
 `
 
