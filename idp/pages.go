@@ -21,6 +21,7 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	if l, ok := data.(interface{ lockEnd() string }); ok {
 		v.LockedUntil = l.lockEnd()
 	}
+	v.SignOutOnly = v.User == nil && a.inResetFlow(ctx)
 	if f := a.sessions.PopString(ctx, sessFlash); f != "" {
 		kind, key, _ := strings.Cut(f, ":")
 		switch {

@@ -54,6 +54,9 @@ type view struct {
 	Notice string // catalog key of a success or status message, if any
 	// LockedUntil says when a factor lock ends, shown with the error.
 	LockedUntil string
+	// SignOutOnly: nobody is signed in, but the browser is in the reset
+	// flow, so the ☰ menu offers Logout alone (the manual's reset ⑬–⑭).
+	SignOutOnly bool
 	Data        any
 }
 

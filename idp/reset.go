@@ -17,6 +17,21 @@ import (
 
 const sessReset = "reset" // *resetState
 
+// sessResetDone marks a browser whose reset grant was spent on a new factor:
+// the manual ends the reset there with "☰" → "Logout".
+const sessResetDone = "reset_done"
+
+// inResetFlow reports whether the browser holds a reset in progress, a reset
+// grant, or a grant just spent, so the pages can offer Logout to end it.
+func (a *App) inResetFlow(ctx context.Context) bool {
+	for _, k := range []string{sessReset, sessResetGrant, sessResetDone} {
+		if a.sessions.Exists(ctx, k) {
+			return true
+		}
+	}
+	return false
+}
+
 // resetState is a reset in progress: the password was checked at Started.
 type resetState struct {
 	UserID   string

@@ -260,6 +260,7 @@ func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc setti
 	case "grant":
 		// The grant is spent: it allowed exactly this registration.
 		a.sessions.Remove(ctx, sessResetGrant)
+		a.sessions.Put(ctx, sessResetDone, true)
 	case "enroll":
 		// Confirming a code of the new factor proves it for the login that
 		// is waiting on it.
