@@ -151,14 +151,34 @@ func (a *App) handleAdminAuditCSV(w http.ResponseWriter, r *http.Request) {
 		a.renderPage(w, r, http.StatusBadRequest, "admin_audit", "admin.audit_bad_filter", adminAuditPage{Staff: staff})
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audit-%s.csv"`, a.now().UTC().Format("20060102-150405")))
-	h.Set("Cache-Control", "no-store")
-	if _, err := a.ExportAudit(ctx, staff.ID, w, q); err != nil {
+	out := &csvResponse{w: w, name: fmt.Sprintf("audit-%s.csv", a.now().UTC().Format("20060102-150405"))}
+	if _, err := a.ExportAudit(ctx, staff.ID, out, q); err != nil {
+		if !out.started {
+			a.serverError(w, r, err)
+			return
+		}
 		// The status line is gone by now; the log and a cut-short file say it.
 		a.log.ErrorContext(ctx, "audit export failed", "request_id", requestID(ctx), "error", err)
 	}
+}
+
+// csvResponse sets the download's headers with its first byte, so a store
+// failure before any row still gets an error page.
+type csvResponse struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (c *csvResponse) Write(p []byte) (int, error) {
+	if !c.started {
+		c.started = true
+		h := c.w.Header()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="`+c.name+`"`)
+		h.Set("Cache-Control", "no-store")
+	}
+	return c.w.Write(p)
 }
 
 // auditCSVHeader names the export's columns.
@@ -168,18 +188,20 @@ var auditCSVHeader = []string{"id", "time", "type", "actor", "subject", "client_
 // records the export itself in the audit log as done by actor. It returns
 // how many events it wrote.
 func (a *App) ExportAudit(ctx context.Context, actor string, w io.Writer, q AuditQuery) (int, error) {
+	f := q.filter()
+	f.Limit = store.MaxAuditLimit
+	// The first page is read before anything is written, so an unreadable
+	// log fails cleanly instead of as a file with a header only.
+	events, err := a.store.ListAudit(ctx, f)
+	if err != nil {
+		return 0, err
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(auditCSVHeader); err != nil {
 		return 0, err
 	}
-	f := q.filter()
-	f.Limit = store.MaxAuditLimit
 	n := 0
 	for {
-		events, err := a.store.ListAudit(ctx, f)
-		if err != nil {
-			return n, err
-		}
 		for _, e := range events {
 			row := []string{strconv.FormatInt(e.ID, 10), e.Time.UTC().Format(time.RFC3339Nano), e.Type, e.Actor,
 				e.Subject, e.ClientIP, e.UserAgent, e.RequestID, detailText(e.Detail)}
@@ -199,6 +221,9 @@ func (a *App) ExportAudit(ctx context.Context, actor string, w io.Writer, q Audi
 			break
 		}
 		f.BeforeID = events[len(events)-1].ID
+		if events, err = a.store.ListAudit(ctx, f); err != nil {
+			return n, err
+		}
 	}
 	detail := map[string]string{"rows": strconv.Itoa(n)}
 	for k, v := range q.values() {
