@@ -19,6 +19,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/metrics"
 	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
@@ -65,6 +66,8 @@ type Options struct {
 	Mailer Mailer
 	// DevOutbox, when set, is shown at /dev/outbox (idp dev only).
 	DevOutbox Outbox
+	// Metrics, when set, counts logins, factors and requests (see metrics.go).
+	Metrics *metrics.Metrics
 }
 
 // Outbox lists mails kept by the development mail transport.
@@ -93,6 +96,7 @@ type App struct {
 	secure    bool
 	proxies   []netip.Prefix
 	outbox    Outbox
+	metrics   *metrics.Metrics
 	mailer    Mailer
 	mails     *mailer
 	codes     *mfa.Codes
@@ -170,6 +174,7 @@ func New(opts Options) (*App, error) {
 		secure:    pub.Scheme == "https",
 		proxies:   proxies,
 		outbox:    opts.DevOutbox,
+		metrics:   opts.Metrics,
 		mailer:    opts.Mailer,
 		mails:     mails,
 		codes:     codes,
@@ -233,6 +238,7 @@ func (a *App) routes() {
 	if a.outbox != nil {
 		mux.HandleFunc("GET /dev/outbox", a.handleDevOutbox)
 	}
+	a.routeMetrics(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, http.StatusNotFound, "error.title", "error.not_found")
 	})
@@ -246,6 +252,7 @@ func (a *App) routes() {
 	h = a.securityHeaders(h)
 	h = a.recoverPanics(h)
 	h = a.requestContext(h)
+	h = a.observeHTTP(h)
 	a.handler = h
 }
 

@@ -156,6 +156,7 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 			a.audit(ctx, "login_locked", id, detail)
 		}
 		a.audit(ctx, "login_refused_locked", id, detail)
+		a.observeLogin(loginLocked)
 		return nil, errLocked
 	}
 
@@ -166,9 +167,11 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
 		a.audit(ctx, "login_password_ok", user.ID, nil)
+		a.observeLogin(loginOK)
 		return user, nil
 	case errors.Is(err, ldapstore.ErrInvalidCredentials):
 		a.audit(ctx, "login_failed", id, map[string]string{"reason": ldapstore.FailureReason(err)})
+		a.observeLogin(loginRefused)
 		return nil, err
 	default:
 		// An outage is not the user's failure: give both attempts back.
@@ -179,6 +182,7 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 		}
 		a.log.ErrorContext(ctx, "directory unavailable during login", "request_id", requestID(ctx), "error", err)
 		a.audit(ctx, "directory_unavailable", id, nil)
+		a.observeLogin(loginUnavailable)
 		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) {
 			err = errors.Join(ldapstore.ErrDirectoryUnavailable, err)
 		}

@@ -156,6 +156,7 @@ func (a *App) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		key := a.codeFailure(ctx, u.ID, "login", err)
+		a.observeFactor(method, key)
 		a.renderMFA(w, r, statusFor(key), tx, u, f, method, key, err)
 		return
 	}
@@ -220,6 +221,7 @@ func (a *App) handleMFARecovery(w http.ResponseWriter, r *http.Request) {
 	err := a.useRecoveryCode(ctx, u.ID, r.PostFormValue("recovery_code"))
 	if err != nil {
 		key := a.codeFailure(ctx, u.ID, "recovery", err)
+		a.observeFactor(methodRecovery, key)
 		a.renderMFA(w, r, statusFor(key), tx, u, f, method, key, err)
 		return
 	}

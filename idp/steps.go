@@ -134,6 +134,7 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 		return err
 	}
 	a.audit(ctx, "mfa_success", userID, map[string]string{"method": method})
+	a.observeFactor(method, "")
 	if tx != nil {
 		tx.FactorAt = now
 		return a.saveTx(ctx, tx)
