@@ -16,6 +16,7 @@ import (
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/mail"
+	"github.com/campusidp/campusidp/internal/metrics"
 	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
 )
@@ -136,6 +137,8 @@ func openStore(ctx context.Context, c config.Store, logger *slog.Logger) (*store
 	switch c.Driver {
 	case "", "sqlite":
 		return store.OpenSQLite(ctx, c.DSN.Value(), logger)
+	case config.StorePostgres:
+		return store.OpenPostgres(ctx, c.DSN.Value(), logger)
 	default:
 		return nil, fmt.Errorf("store.driver %q is not supported by this build", c.Driver)
 	}
@@ -146,11 +149,19 @@ type instance struct {
 	app *idp.App
 	db  *store.DB
 	dir *ldapstore.Directory
+	// metrics is nil when metrics.enabled is false; redis is nil unless
+	// sessions live in Redis; ready answers /readyz.
+	metrics *metrics.Metrics
+	redis   *store.RedisSessions
+	ready   *readiness
 }
 
 func (in *instance) Close() {
 	_ = in.dir.Close()
 	_ = in.db.Close()
+	if in.redis != nil {
+		_ = in.redis.Close()
+	}
 }
 
 // build wires store, directory, mail and app from the config.
@@ -164,13 +175,21 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		_ = db.Close()
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
-	in := &instance{db: db, dir: dir}
+	in := &instance{db: db, dir: dir, metrics: newMetrics(cfg, db, dir)}
+	sessions, err := openSessions(ctx, cfg, db, logger)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	in.redis = sessions.redis
+	in.ready = in.newReadiness(logger)
 	opts := idp.Options{
 		Config:    cfg,
-		Directory: dir,
-		Store:     db,
-		Sessions:  db.SessionStore(),
+		Directory: observedDirectory{dir, in.metrics},
+		Store:     sessions.store,
+		Sessions:  sessions.sessions,
 		Logger:    logger,
+		Metrics:   in.metrics,
 	}
 	var sender mail.Sender
 	if ex != nil && ex.outbox != nil {
@@ -181,12 +200,15 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return nil, err
 	}
 	opts.Mailer = idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
-		return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+		err := sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
+		in.metrics.MailSent(mailResult(err))
+		return err
 	})
 	if in.app, err = idp.New(opts); err != nil {
 		in.Close()
 		return nil, err
 	}
+	in.app.Handle("GET /readyz", in.ready)
 	return in, nil
 }
 
@@ -225,6 +247,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return err
 	}
 	defer stopProfiling()
+	stopOps, err := startOps(cfg, in.opsHandler(in.ready), logger)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -248,27 +275,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return err
 	}
 	return nil
-}
-
-// collectGarbage removes expired sessions, transactions and counters.
-func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
-	t := time.NewTicker(5 * time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n, err := db.DeleteExpired(ctx, now)
-			if err != nil {
-				logger.Warn("removing expired rows failed", "error", err)
-				continue
-			}
-			if n > 0 {
-				logger.Debug("removed expired rows", "count", n)
-			}
-		}
-	}
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
