@@ -687,3 +687,13 @@ func TestExportAuditReadsPastOneStorePage(t *testing.T) {
 		seen[r[0]] = true
 	}
 }
+
+func TestMenuLinksTheConsoleForStaffOnly(t *testing.T) {
+	e := newEnv(t)
+	if p := e.browser().login(testldap.Helpdesk.ID, testldap.Helpdesk.Password); !strings.Contains(p.body, `href="/admin/"`) {
+		t.Errorf("helpdesk menu lacks the console link:\n%s", p.body)
+	}
+	if p := e.browser().login(testldap.Alice.ID, testldap.Alice.Password); strings.Contains(p.body, `href="/admin/"`) {
+		t.Error("a non-staff menu links the console")
+	}
+}

@@ -18,6 +18,9 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 		Error: errKey,
 		Data:  data,
 	}
+	if v.User != nil {
+		v.Staff = a.roleFor(v.User.Groups) != RoleNone
+	}
 	if l, ok := data.(interface{ lockEnd() string }); ok {
 		v.LockedUntil = l.lockEnd()
 	}

@@ -14,7 +14,8 @@ import (
 // so a broken build never reaches a user.
 var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
 	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app",
-	"admin", "admin_user", "admin_action", "admin_audit"}
+	"admin", "admin_user", "admin_action", "admin_audit",
+	"saml_post"}
 
 type renderer struct {
 	pages   map[string]*template.Template
@@ -49,6 +50,7 @@ func newRenderer(fsys fs.FS, extraPages ...string) (*renderer, error) {
 type view struct {
 	Brand  config.Branding
 	User   *SessionUser // nil when nobody is signed in
+	Staff  bool         // the user's groups give a console role (menu link)
 	CSRF   string
 	Error  string // catalog key of an error message, if any
 	Notice string // catalog key of a success or status message, if any
