@@ -288,15 +288,16 @@ func printTable(w io.Writer, o options, results []result, notes []string) {
 	fmt.Fprintf(w, "\n%d users, %d virtual browsers, %s per scenario after %s warm-up; %d CPUs (GOMAXPROCS), %s/%s\n\n",
 		o.users, o.workers, o.duration, o.warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tp50\tp99\terrors\tIdP CPU s\tIdP CPU %\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\t")
+	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tp50\tp99\terrors\tIdP CPU s\tIdP CPU %\tCPU/login\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\tother CPU s\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%.1f\t%.0f%%\t%s\t%s\t%.1f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%.1f\t%.0f%%\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t\n",
 			r.scenario, r.alg, r.rate(), ms(r.p50), ms(r.p99), r.errors,
-			r.idpCPU.Seconds(), 100*r.idpCPU.Seconds()/r.window.Seconds(), mb(r.peakRSS), mb(r.idleRSS),
-			r.slapdCPU.Seconds(), r.benchCPU.Seconds())
+			r.idpCPU.Seconds(), 100*r.idpCPU.Seconds()/r.window.Seconds(), ms(r.cpuPerLogin()), mb(r.peakRSS), mb(r.idleRSS),
+			r.slapdCPU.Seconds(), r.benchCPU.Seconds(), r.otherCPU.Seconds())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nIdP CPU % is of one core. Idle RSS is read just before the scenario, after a 2s pause.")
+	fmt.Fprintln(w, "\nIdP CPU % is of one core; CPU/login is the IdP's CPU time per login. Idle RSS is read just")
+	fmt.Fprintln(w, "before the scenario, after a 2s pause. other CPU s is what other processes on the machine used in the window.")
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}

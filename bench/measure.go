@@ -20,6 +20,7 @@ type result struct {
 	idpCPU        time.Duration
 	slapdCPU      time.Duration
 	benchCPU      time.Duration
+	otherCPU      time.Duration // used by other processes on the machine
 	peakRSS       int64
 	idleRSS       int64
 	sampleErrors  []string
@@ -27,6 +28,15 @@ type result struct {
 }
 
 func (r result) rate() float64 { return float64(r.logins) / r.window.Seconds() }
+
+// cpuPerLogin is the IdP's CPU time per successful login: on a shared or
+// noisy machine a steadier figure than the rate.
+func (r result) cpuPerLogin() time.Duration {
+	if r.logins == 0 {
+		return 0
+	}
+	return r.idpCPU / time.Duration(r.logins)
+}
 
 // measureOptions are the knobs of one timed run.
 type measureOptions struct {
@@ -99,6 +109,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	cpu0, _ := cpuTime(pid)
 	slapd0, _ := cpuTime(slapdPID)
 	self0 := selfCPU()
+	machine0, _ := machineBusy()
 	recording.Store(true)
 	profDone := make(chan struct{})
 	if o.profileDir != "" {
@@ -119,6 +130,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	cpu1, _ := cpuTime(pid)
 	slapd1, _ := cpuTime(slapdPID)
 	self1 := selfCPU()
+	machine1, _ := machineBusy()
 	stopping.Store(true)
 	wg.Wait()
 	<-profDone
@@ -131,6 +143,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	}
 	res.peakRSS = peak
 	res.idpCPU, res.slapdCPU, res.benchCPU = cpu1-cpu0, slapd1-slapd0, self1-self0
+	res.otherCPU = max(0, machine1-machine0-res.idpCPU-res.slapdCPU-res.benchCPU)
 	res.logins, res.errors, res.sampleErrors = len(latencies), errs, samples
 	slices.Sort(latencies)
 	res.p50, res.p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)

@@ -88,3 +88,31 @@ func selfCPU() time.Duration {
 	}
 	return d
 }
+
+// machineBusy returns the CPU time all processes on the machine have used
+// (every CPU's non-idle time in /proc/stat), to tell how much other load
+// shared the machine during a measurement.
+func machineBusy() (time.Duration, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 5 || fields[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected format")
+	}
+	var busy int64
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already counted in user).
+	for i, f := range fields[1:min(len(fields), 9)] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / clockTicks, nil
+}
