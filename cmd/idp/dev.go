@@ -67,6 +67,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	cfg.LDAP.DisabledFilter = "(employeeType=disabled)"
 	cfg.LDAP.Groups.Mode = "memberof"
 	cfg.Mail.Transport = "log"
+	// SAML with a key generated on first start and kept in the store.
+	cfg.SAML.Enabled = true
+	cfg.SAML.Signing.Generate = true
+	cfg.SAML.Scope = "demo.example"
 	if cfg.Mail.From == "" {
 		cfg.Mail.From = "idp-dev@localhost.localdomain"
 	}
@@ -78,7 +82,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	outbox := mail.NewOutbox(100, logger)
 	fmt.Fprintf(stdout, "\nidp dev is running (embedded directory, storage in %s, mail kept in memory)\n\n", dir)
 	fmt.Fprintf(stdout, "  Log in:       %s/user/\n", baseURL)
-	fmt.Fprintf(stdout, "  Dev outbox:   %s/dev/outbox\n\n", baseURL)
+	fmt.Fprintf(stdout, "  Dev outbox:   %s/dev/outbox\n", baseURL)
+	fmt.Fprintf(stdout, "  SAML IdP:     %s/saml/metadata\n\n", baseURL)
 	fmt.Fprintln(stdout, "  Demo accounts (ID / password):")
 	for _, acct := range devldap.DemoAccounts() {
 		fmt.Fprintf(stdout, "    %-12s %-22s %s\n", acct.ID, acct.Password, acct.Note)

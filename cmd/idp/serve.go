@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/metrics"
@@ -154,6 +155,8 @@ type instance struct {
 	metrics *metrics.Metrics
 	redis   *store.RedisSessions
 	ready   *readiness
+	// saml is the SAML identity provider; nil when saml.enabled is false.
+	saml *samlprovider.Provider
 }
 
 func (in *instance) Close() {
@@ -170,7 +173,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	dir, err := ldapstore.New(ldapConfig(cfg.LDAP), logger)
+	dir, err := ldapstore.New(withSAMLAttributes(ldapConfig(cfg.LDAP), cfg.SAML), logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ldap: %w", err)
@@ -209,6 +212,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return nil, err
 	}
 	in.app.Handle("GET /readyz", in.ready)
+	if in.saml, err = newSAML(ctx, cfg, in.app, db, logger); err != nil {
+		in.Close()
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -241,6 +248,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
 	go collectGarbage(gcCtx, db, logger)
+	if in.saml != nil {
+		go in.saml.Run(gcCtx)
+	}
 
 	stopProfiling, err := startProfiling(os.Getenv(pprofEnv), logger)
 	if err != nil {

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/samlprovider"
+	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/ldapstore"
+)
+
+// withSAMLAttributes adds the directory attributes the SAML attribute
+// mapping reads to the ones the directory client fetches at login.
+func withSAMLAttributes(lc ldapstore.Config, c config.SAML) ldapstore.Config {
+	extra := append([]string(nil), lc.Attributes.Extra...)
+	for _, name := range c.DirectoryAttributes() {
+		known := false
+		for _, e := range extra {
+			known = known || strings.EqualFold(e, name)
+		}
+		if !known {
+			extra = append(extra, name)
+		}
+	}
+	lc.Attributes.Extra = extra
+	return lc
+}
+
+// newSAML mounts the SAML identity provider on app when it is enabled.
+func newSAML(ctx context.Context, cfg *config.Config, app *idp.App, db *store.DB, logger *slog.Logger) (*samlprovider.Provider, error) {
+	if !cfg.SAML.Enabled {
+		return nil, nil
+	}
+	return samlprovider.New(ctx, app, samlprovider.Options{Config: cfg, Store: db, Logger: logger})
+}

@@ -1,0 +1,221 @@
+// Package samlprovider is the SAML 2.0 identity provider front-end. It is
+// built on github.com/crewjam/saml's types with its own SessionProvider (the
+// login core's session and login transaction), ServiceProviderProvider (the
+// SP registry from config) and AssertionMaker (attributes, NameIDs and
+// authentication context from the login result).
+//
+// Endpoints, under the app's public URL:
+//
+//	GET       /saml/metadata     the IdP's metadata
+//	GET, POST /saml/sso          AuthnRequest (HTTP-Redirect, HTTP-POST)
+//	GET       /saml/sso/resume   where the login core returns after its steps
+//	GET, POST /saml/slo          LogoutRequest (HTTP-Redirect, HTTP-POST)
+package samlprovider
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/store"
+)
+
+// Paths of the endpoints, relative to the public URL.
+const (
+	PathMetadata = "/saml/metadata"
+	PathSSO      = "/saml/sso"
+	PathResume   = "/saml/sso/resume"
+	PathSLO      = "/saml/slo"
+)
+
+// Store is the persistence the provider needs: expiring records for
+// pending requests, SP metadata copies and a generated key, and atomic
+// counters for the request-ID replay cache.
+type Store interface {
+	PutRecord(ctx context.Context, kind, id string, value []byte, expires time.Time) error
+	GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
+	TakeRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
+	DeleteRecord(ctx context.Context, kind, id string) error
+	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
+}
+
+// Options wires the provider. Config and Store are required.
+type Options struct {
+	// Config is the whole configuration: server.public_url,
+	// security.secret_key and the saml section are read.
+	Config *config.Config
+	Store  Store
+	// Keys overrides the signing keys of the config (saml.signing).
+	Keys *KeySet
+	// HTTPClient fetches SP metadata from URLs; nil means a client with
+	// timeouts.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Now is the clock; it should be the app's.
+	Now func() time.Time
+}
+
+// Provider is the SAML identity provider mounted on an idp.App.
+type Provider struct {
+	app      *idp.App
+	cfg      config.SAML
+	store    Store
+	keys     *KeySet
+	registry *Registry
+	log      *slog.Logger
+	now      func() time.Time
+
+	entityID    string
+	metadataURL string
+	ssoURL      string
+	sloURL      string
+	// persistentKey keys the persistent NameIDs.
+	persistentKey []byte
+	attributes    map[string]config.SAMLAttribute
+	// loginTxLifetime is how long a login may take (security.login_tx_lifetime).
+	loginTxLifetime time.Duration
+}
+
+// New builds the provider, loads the SP metadata and mounts the endpoints
+// on app. Run keeps the SP metadata fresh.
+func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
+	if app == nil || opts.Config == nil || opts.Store == nil {
+		return nil, errors.New("saml: app, Config and Store are required")
+	}
+	cfg := opts.Config
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "saml")
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	base := strings.TrimSuffix(cfg.Server.PublicURL, "/")
+	if u, err := url.Parse(base); err != nil || u.Host == "" {
+		return nil, fmt.Errorf("saml: server.public_url %q is not an absolute URL", cfg.Server.PublicURL)
+	}
+	p := &Provider{
+		app:         app,
+		cfg:         cfg.SAML,
+		store:       opts.Store,
+		log:         logger,
+		now:         now,
+		entityID:    cfg.SAML.EntityIDFor(base),
+		metadataURL: base + PathMetadata,
+		ssoURL:      base + PathSSO,
+		sloURL:      base + PathSLO,
+		attributes:  map[string]config.SAMLAttribute{},
+
+		loginTxLifetime: cfg.Security.LoginTxLifetime,
+	}
+	for _, a := range cfg.SAML.Attributes {
+		p.attributes[a.Name] = a
+	}
+	p.persistentKey = persistentIDKey(cfg)
+
+	keys := opts.Keys
+	var err error
+	switch {
+	case keys != nil:
+	case cfg.SAML.Signing.Generate:
+		if keys, err = GeneratedKeySet(ctx, opts.Store, p.entityID, now()); err != nil {
+			return nil, err
+		}
+		for _, f := range cfg.SAML.Signing.ExtraCertFiles {
+			extra, err := readCertFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("saml: extra certificate: %w", err)
+			}
+			keys.publish(extra)
+		}
+	default:
+		if keys, err = LoadKeySet(cfg.SAML.Signing); err != nil {
+			return nil, err
+		}
+	}
+	p.keys = keys
+
+	client := opts.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	p.registry = newRegistry(registryOptions{
+		sps:       cfg.SAML.ServiceProviders,
+		refresh:   cfg.SAML.MetadataRefresh,
+		client:    client,
+		store:     opts.Store,
+		log:       logger,
+		now:       now,
+		maxSize:   maxMetadataBytes,
+		certFiles: readCertFile,
+	})
+	p.registry.loadAll(ctx)
+
+	p.mount()
+	return p, nil
+}
+
+// persistentIDKey returns the key of persistent NameIDs: the configured
+// secret, or one derived from security.secret_key for this purpose only.
+func persistentIDKey(cfg *config.Config) []byte {
+	if cfg.SAML.PersistentIDSecret.IsSet() {
+		return []byte(cfg.SAML.PersistentIDSecret.Value())
+	}
+	mac := hmac.New(sha256.New, []byte(cfg.Security.SecretKey.Value()))
+	mac.Write([]byte("campusidp saml persistent-id key"))
+	return mac.Sum(nil)
+}
+
+func (p *Provider) mount() {
+	p.app.Handle("GET "+PathMetadata, http.HandlerFunc(p.handleMetadata))
+	p.app.Handle("GET "+PathSSO, http.HandlerFunc(p.handleSSO))
+	// The HTTP-POST binding is a cross-site form post without our form
+	// token; the request's own checks (registered SP and ACS, signature,
+	// lifetime, replay cache) protect it.
+	p.app.HandleProtocol("POST "+PathSSO, PathSSO, http.HandlerFunc(p.handleSSO))
+	p.app.Handle("GET "+PathContinue, http.HandlerFunc(p.handleContinue))
+	p.app.Handle("GET "+PathResume, http.HandlerFunc(p.handleResume))
+	p.app.Handle("GET "+PathRefused, http.HandlerFunc(p.handleRefused))
+	p.app.Handle("GET "+PathSLO, http.HandlerFunc(p.handleSLO))
+	p.app.HandleProtocol("POST "+PathSLO, PathSLO, http.HandlerFunc(p.handleSLO))
+	p.app.Handle("GET "+PathSLOContinue, http.HandlerFunc(p.handleSLOContinue))
+}
+
+// Run re-reads SP metadata on schedule until ctx ends.
+func (p *Provider) Run(ctx context.Context) { p.registry.run(ctx) }
+
+// EntityID is the IdP's entity ID.
+func (p *Provider) EntityID() string { return p.entityID }
+
+// Registry is the SP registry.
+func (p *Provider) Registry() *Registry { return p.registry }
+
+// identityProvider is the crewjam view of this IdP, handed to the
+// AssertionMaker through IdpAuthnRequest.IDP.
+func (p *Provider) identityProvider() *saml.IdentityProvider {
+	entity, _ := url.Parse(p.entityID)
+	sso, _ := url.Parse(p.ssoURL)
+	slo, _ := url.Parse(p.sloURL)
+	return &saml.IdentityProvider{
+		Signer:                  p.keys.Signer,
+		Certificate:             p.keys.Certificate,
+		MetadataURL:             *entity,
+		SSOURL:                  *sso,
+		LogoutURL:               *slo,
+		ServiceProviderProvider: p.registry,
+		SignatureMethod:         signatureMethod,
+	}
+}

@@ -1,0 +1,277 @@
+package samlprovider
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/internal/store"
+)
+
+const (
+	// PathSLOContinue picks up a LogoutRequest received by HTTP-POST.
+	PathSLOContinue     = "/saml/slo/continue"
+	recordPendingLogout = "saml_pending_logout"
+)
+
+// logoutRequest is a checked LogoutRequest.
+type logoutRequest struct {
+	sp         *ServiceProvider
+	req        saml.LogoutRequest
+	xml        []byte // as verified
+	relayState string
+	binding    string
+}
+
+type pendingLogout struct {
+	SP         string `json:"sp"`
+	Request    []byte `json:"request"`
+	RelayState string `json:"relay_state,omitempty"`
+	Binding    string `json:"binding"`
+}
+
+// handleSLO receives an SP-initiated LogoutRequest (HTTP-Redirect or
+// HTTP-POST). As in handleSSO, a POST carries no session cookie, so it is
+// checked, parked and continued with a GET.
+func (p *Provider) handleSLO(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	msg, err := p.readMessage(w, r, "SAMLRequest")
+	if err != nil {
+		p.refuseAs(w, r, "", err, "logout")
+		return
+	}
+	lr, err := p.checkLogoutRequest(msg)
+	if err != nil {
+		p.refuseAs(w, r, issuerOf(msg), err, "logout")
+		return
+	}
+	if err := p.remember(ctx, "logout", lr.sp.Entity.EntityID, lr.req.ID); err != nil {
+		p.refuseAs(w, r, lr.sp.Entity.EntityID, err, "logout")
+		return
+	}
+	if r.Method == http.MethodPost {
+		raw, err := json.Marshal(pendingLogout{SP: lr.sp.Entity.EntityID, Request: lr.xml, RelayState: lr.relayState, Binding: lr.binding})
+		id := randomID()
+		if err == nil {
+			err = p.store.PutRecord(ctx, recordPendingLogout, id, raw, p.now().Add(p.replayWindow()))
+		}
+		if err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, PathSLOContinue+"?id="+url.QueryEscape(id), http.StatusSeeOther)
+		return
+	}
+	p.logout(w, r, lr)
+}
+
+func (p *Provider) handleSLOContinue(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("id")
+	var raw []byte
+	err := errPendingGone
+	if id != "" && len(id) <= 64 {
+		raw, err = p.store.TakeRecord(ctx, recordPendingLogout, id, p.now())
+		if errors.Is(err, store.ErrNotFound) {
+			err = errPendingGone
+		}
+	}
+	var pl pendingLogout
+	if err == nil {
+		err = json.Unmarshal(raw, &pl)
+	}
+	if errors.Is(err, errPendingGone) {
+		p.showError(w, r, http.StatusBadRequest, "logout")
+		return
+	}
+	if err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	sp, ok := p.registry.Lookup(pl.SP)
+	if !ok {
+		p.refuseAs(w, r, pl.SP, errUnknownSP, "logout")
+		return
+	}
+	lr := &logoutRequest{sp: sp, relayState: pl.RelayState, binding: pl.Binding}
+	if err := xml.Unmarshal(pl.Request, &lr.req); err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	p.logout(w, r, lr)
+}
+
+// checkLogoutRequest checks sender, signature (always required: SAML
+// profiles 4.4.4.1), addressing and age.
+func (p *Provider) checkLogoutRequest(msg *message) (*logoutRequest, error) {
+	v, err := p.verifyMessage(msg, "LogoutRequest", true)
+	if err != nil {
+		return nil, err
+	}
+	lr := &logoutRequest{sp: v.sp, xml: v.xml, relayState: msg.relayState, binding: msg.binding}
+	if err := xml.Unmarshal(v.xml, &lr.req); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	req := &lr.req
+	switch {
+	case req.Version != "2.0":
+		return nil, fmt.Errorf("%w: version %q", errBadRequest, req.Version)
+	case req.ID == "" || len(req.ID) > maxIDLength:
+		return nil, fmt.Errorf("%w: ID", errBadRequest)
+	case req.Destination != p.sloURL:
+		return nil, fmt.Errorf("%w: %q", errDestination, req.Destination)
+	case req.NameID == nil:
+		return nil, fmt.Errorf("%w: no NameID", errBadRequest)
+	case req.NotOnOrAfter != nil && !p.now().Before(req.NotOnOrAfter.Add(p.cfg.ClockSkew)):
+		return nil, fmt.Errorf("%w: NotOnOrAfter passed", errExpired)
+	}
+	if err := p.checkIssueInstant(req.IssueInstant); err != nil {
+		return nil, err
+	}
+	return lr, nil
+}
+
+// logout ends the browser's session if it belongs to the user the request
+// names, and answers the SP.
+func (p *Provider) logout(w http.ResponseWriter, r *http.Request, lr *logoutRequest) {
+	ctx := r.Context()
+	res, err := p.app.CurrentLogin(ctx, idp.AuthRequest{})
+	if err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	if res != nil && !p.nameIDMatches(lr, &res.User) {
+		p.log.WarnContext(ctx, "LogoutRequest names another user than the session's", "request_id", idp.RequestID(ctx),
+			"sp", lr.sp.Entity.EntityID)
+		p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusRequester, saml.StatusUnknownPrincipal))
+		return
+	}
+	if err := p.app.EndSession(ctx); err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	subject := ""
+	if res != nil {
+		subject = res.User.ID
+	}
+	p.app.Audit(ctx, "saml_logout", subject, map[string]string{"sp": lr.sp.Entity.EntityID})
+	p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusSuccess, ""))
+}
+
+// nameIDMatches compares the request's NameID with what this SP knows the
+// session's user as. Transient NameIDs are not kept, so they cannot be
+// compared: the SP's signature vouches for them, and only this browser's
+// session ends.
+func (p *Provider) nameIDMatches(lr *logoutRequest, u *idp.SessionUser) bool {
+	n := lr.req.NameID
+	switch n.Format {
+	case NameIDFormatPersistent:
+		return n.Value == p.persistentID(lr.sp.Entity.EntityID, u.ID)
+	case NameIDFormatEmail:
+		return u.Mail != "" && strings.EqualFold(n.Value, u.Mail)
+	}
+	return true
+}
+
+// sloEndpoint picks the SP's SLO endpoint for the answer: the binding the
+// request came by if the SP has it, else any it has.
+func sloEndpoint(sp *ServiceProvider, binding string) *saml.Endpoint {
+	for i := range sp.SingleLogout {
+		if sp.SingleLogout[i].Binding == binding {
+			return &sp.SingleLogout[i]
+		}
+	}
+	if len(sp.SingleLogout) > 0 {
+		return &sp.SingleLogout[0]
+	}
+	return nil
+}
+
+// sendLogoutResponse answers the SP with a signed LogoutResponse; an SP
+// without an SLO endpoint leaves the user on our logged-out page.
+func (p *Provider) sendLogoutResponse(w http.ResponseWriter, r *http.Request, lr *logoutRequest, status saml.Status) {
+	ep := sloEndpoint(lr.sp, lr.binding)
+	if ep == nil {
+		if status.StatusCode.Value == saml.StatusSuccess {
+			p.app.RenderPage(w, r, http.StatusOK, "logged_out", nil)
+		} else {
+			p.showError(w, r, http.StatusBadRequest, "logout")
+		}
+		return
+	}
+	dest := ep.Location
+	if ep.ResponseLocation != "" {
+		dest = ep.ResponseLocation
+	}
+	resp := &saml.LogoutResponse{
+		ID:           newID(),
+		InResponseTo: lr.req.ID,
+		Version:      "2.0",
+		IssueInstant: samlTime(p.now()),
+		Destination:  dest,
+		Issuer:       &saml.Issuer{Format: issuerFormatSAML, Value: p.entityID},
+		Status:       status,
+	}
+	if ep.Binding == saml.HTTPRedirectBinding {
+		target, err := p.redirectMessage(dest, "SAMLResponse", resp.Element(), lr.relayState)
+		if err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	sig, err := signer{p.keys}.signatureFor(resp.Element())
+	if err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	resp.Signature = sig
+	doc := etree.NewDocument()
+	doc.SetRoot(resp.Element())
+	xmlBytes, err := doc.WriteToBytes()
+	if err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	p.postTo(w, r, dest, xmlBytes, lr.relayState, lr.sp.displayName(), "saml.logout_post_title")
+}
+
+// redirectMessage encodes a message for the HTTP-Redirect binding (DEFLATE,
+// base64, URL) and signs the query (SAML bindings 3.4.4.1).
+func (p *Provider) redirectMessage(location, param string, el *etree.Element, relayState string) (string, error) {
+	doc := etree.NewDocument()
+	doc.SetRoot(el)
+	raw, err := doc.WriteToBytes()
+	if err != nil {
+		return "", err
+	}
+	compressed, err := deflate(raw)
+	if err != nil {
+		return "", err
+	}
+	q := param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(compressed))
+	if relayState != "" {
+		q += "&RelayState=" + url.QueryEscape(relayState)
+	}
+	q += "&SigAlg=" + url.QueryEscape(signatureMethod)
+	sig, err := signer{p.keys}.signQuery(q)
+	if err != nil {
+		return "", err
+	}
+	q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
+	sep := "?"
+	if strings.Contains(location, "?") {
+		sep = "&"
+	}
+	return location + sep + q, nil
+}
