@@ -10,12 +10,16 @@ SUDO=""
 # Debian packages the integration tests drive for real: OpenLDAP's slapd
 # (with ldap-utils for ldapadd/ldapmodify), and the PostgreSQL and Redis
 # servers of the scale-out tests (the store conformance suite on
-# PostgreSQL, Redis sessions, several instances on one database).
+# PostgreSQL, Redis sessions, several instances on one database), and
+# Debian's chromium for the browser tests in e2e/ with a Japanese font so
+# the pages render (and are measured and photographed) as users see them.
 missing=()
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapmodify >/dev/null 2>&1 || missing+=(ldap-utils)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+fc-list :lang=ja 2>/dev/null | grep -q . || missing+=(fonts-ipafont-gothic)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq
