@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/internal/testpg"
+	"github.com/campusidp/campusidp/internal/testredis"
+	"github.com/campusidp/campusidp/internal/testsmtp"
+)
+
+// cluster is two idp instances on one PostgreSQL database behind a
+// round-robin balancer, as a campus would run them.
+type cluster struct {
+	lb    *balancer
+	nodes []*node
+	ldap  *testldap.Server
+	smtp  *testsmtp.Server
+	dsn   string
+}
+
+func newCluster(t *testing.T, mutate func(*config.Config)) *cluster {
+	t.Helper()
+	c := &cluster{ldap: testldap.Start(t), smtp: testsmtp.Start(t), dsn: testpg.DSN(t)}
+	lb, ln := newBalancer(t)
+	c.lb = lb
+	for _, name := range []string{"A", "B"} {
+		cfg := baseConfig(t, c.ldap, c.smtp)
+		cfg.Server.PublicURL = lb.url
+		cfg.Store.Driver = config.StorePostgres
+		cfg.Store.DSN = config.SecretValue(c.dsn)
+		// Generous budgets: the tests count spending, not the lock.
+		cfg.MFA.Email.FailureBudget = config.Budget{Limit: 1000, Window: time.Hour}
+		cfg.MFA.Email.MaxTriesPerCode = 10
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(config.Describe(err))
+		}
+		c.nodes = append(c.nodes, startNode(t, name, cfg))
+	}
+	lb.serveNodes(t, ln, c.nodes...)
+	return c
+}
+
+// store opens the cluster's database the way a third instance would.
+func (c *cluster) store(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.OpenPostgres(context.Background(), c.dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// servedBy returns the nodes that served requests matching method and path
+// prefix in trace.
+func servedBy(trace []string, method, pathPrefix string) map[string]int {
+	by := map[string]int{}
+	for _, line := range trace {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[1] == method && strings.HasPrefix(f[2], pathPrefix) {
+			by[f[0]]++
+		}
+	}
+	return by
+}
+
+// TestClusterLoginAlternatesBetweenInstances: every request of enrollment
+// and of a login with a mailed code goes to the other instance than the one
+// before, with sessions in PostgreSQL or in Redis; the login completes.
+func TestClusterLoginAlternatesBetweenInstances(t *testing.T) {
+	for _, inRedis := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sessions in the store", true: "sessions in redis"}[inRedis], func(t *testing.T) {
+			var mutate func(*config.Config)
+			var prefix string
+			if inRedis {
+				prefix = testredis.Prefix(t)
+				mutate = func(c *config.Config) {
+					c.Session.Store = config.SessionStoreRedis
+					c.Session.Redis.Address = testredis.Addr()
+					c.Session.Redis.KeyPrefix = prefix
+				}
+			}
+			c := newCluster(t, mutate)
+			const addr = "alice.private@example.net"
+			b := newBrowser(t, c.lb.url)
+			b.enroll(testldap.Alice, c.smtp, addr)
+			b.logout()
+
+			// Twice, the second time with one more request between the
+			// mailing of the code and its check, so that the code is checked
+			// once on the instance that mailed it and once on the other.
+			for shift := range 2 {
+				c.lb.served()
+				seen := mailsTo(c.smtp, addr)
+				p := b.login(testldap.Alice)
+				if !strings.Contains(p.body, "Multi-Factor Authentication") {
+					t.Fatalf("shift %d: expected the MFA page, got %d:\n%s", shift, p.status, p.body)
+				}
+				code := codeFor(t, c.smtp, addr, seen)
+				if shift == 1 {
+					b.get("/healthz")
+				}
+				p = b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
+					"tx": {b.hidden(p, "tx")}, "code": {code}}))
+				if !signedIn(p) {
+					t.Fatalf("shift %d: login across instances did not complete: %d\n%s", shift, p.status, p.body)
+				}
+				trace := c.lb.served()
+				var prev string
+				for _, line := range trace {
+					node := strings.Fields(line)[0]
+					if node == prev {
+						t.Fatalf("two requests in a row on node %s; trace:\n%s", node, strings.Join(trace, "\n"))
+					}
+					prev = node
+				}
+				if len(trace) < 5 {
+					t.Fatalf("login took %d requests, want the whole flow through the balancer:\n%s", len(trace), strings.Join(trace, "\n"))
+				}
+				// The sessions are where the config says.
+				all, err := c.store(t).SessionStore().AllCtx(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows := len(all)
+				keys := 0
+				if inRedis {
+					keys = len(testredis.Keys(t, prefix+"session:"))
+				}
+				if inRedis && (keys == 0 || rows != 0) || !inRedis && rows == 0 {
+					t.Fatalf("sessions in redis = %v: %d redis keys, %d session rows", inRedis, keys, rows)
+				}
+				b.logout()
+			}
+		})
+	}
+}
+
+// TestClusterParallelWrongCodesSpendExactBudget: 50 wrong codes typed at
+// once, spread over both instances, spend exactly 50 of the account's
+// failure budget; with a budget of 20, exactly 20 are judged and the rest
+// refused as locked.
+func TestClusterParallelWrongCodesSpendExactBudget(t *testing.T) {
+	tests := []struct {
+		name       string
+		limit      int
+		wantJudged int
+	}{
+		{"budget left", 1000, 50},
+		{"budget runs out", 20, 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, func(cfg *config.Config) {
+				cfg.MFA.Email.FailureBudget = config.Budget{Limit: tc.limit, Window: time.Hour}
+			})
+			const addr = "alice.budget@example.net"
+			enroller := newBrowser(t, c.lb.url)
+			enroller.enroll(testldap.Alice, c.smtp, addr)
+			b := newBrowser(t, c.lb.url)
+			seen := mailsTo(c.smtp, addr)
+			p := b.login(testldap.Alice)
+			code := codeFor(t, c.smtp, addr, seen)
+			wrong := wrongCode(code)
+			c.lb.served()
+
+			const guesses = 50
+			form := url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {b.hidden(p, "tx")}, "code": {wrong}}
+			statuses := make([]int, guesses)
+			bodies := make([]string, guesses)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range guesses {
+				wg.Go(func() {
+					<-start
+					req, _ := http.NewRequest(http.MethodPost, c.lb.url+"/mfa/verify", strings.NewReader(form.Encode()))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					resp, err := b.client.Do(req)
+					if err != nil {
+						t.Errorf("guess %d: %v", i, err)
+						return
+					}
+					defer resp.Body.Close()
+					body, _ := io.ReadAll(resp.Body)
+					statuses[i], bodies[i] = resp.StatusCode, string(body)
+				})
+			}
+			close(start)
+			wg.Wait()
+
+			by := servedBy(c.lb.served(), http.MethodPost, "/mfa/verify")
+			if by["A"] == 0 || by["B"] == 0 || by["A"]+by["B"] != guesses {
+				t.Fatalf("guesses per node = %v, want all %d spread over A and B", by, guesses)
+			}
+			counter, err := c.store(t).GetCounter(context.Background(), "mfa:fail:"+testldap.Alice.ID, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if counter.Count != guesses {
+				t.Fatalf("failure budget spent = %d, want exactly %d", counter.Count, guesses)
+			}
+			judged, locked := 0, 0
+			for i, st := range statuses {
+				switch {
+				case st == http.StatusTooManyRequests || strings.Contains(bodies[i], "locked"):
+					locked++
+				case st >= 400 && st < 500:
+					judged++
+				default:
+					t.Errorf("guess %d: status %d", i, st)
+				}
+			}
+			if judged != tc.wantJudged || locked != guesses-tc.wantJudged {
+				t.Fatalf("judged %d, locked %d; want %d and %d", judged, locked, tc.wantJudged, guesses-tc.wantJudged)
+			}
+		})
+	}
+}
+
+// TestClusterLoginSurvivesInstanceCrash: an instance dies between the
+// password and the code; the balancer sends the rest of the login to the
+// other instance, which finishes it.
+func TestClusterLoginSurvivesInstanceCrash(t *testing.T) {
+	c := newCluster(t, nil)
+	const addr = "alice.crash@example.net"
+	newBrowser(t, c.lb.url).enroll(testldap.Alice, c.smtp, addr)
+	c.lb.served()
+
+	b := newBrowser(t, c.lb.url)
+	seen := mailsTo(c.smtp, addr)
+	p := b.login(testldap.Alice)
+	if !strings.Contains(p.body, "Multi-Factor Authentication") {
+		t.Fatalf("expected the MFA page, got %d:\n%s", p.status, p.body)
+	}
+	code := codeFor(t, c.smtp, addr, seen)
+	// Kill the instance that checked the password and mailed the code.
+	by := servedBy(c.lb.served(), http.MethodPost, "/login")
+	if by["A"]+by["B"] != 1 {
+		t.Fatalf("password posted %v times, want once", by)
+	}
+	victim := c.nodes[0]
+	if by["B"] == 1 {
+		victim = c.nodes[1]
+	}
+	victim.kill(t)
+
+	p = b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
+		"tx": {b.hidden(p, "tx")}, "code": {code}}))
+	if !signedIn(p) {
+		t.Fatalf("login did not finish on the surviving instance: %d\n%s", p.status, p.body)
+	}
+	for _, line := range c.lb.served() {
+		if strings.HasPrefix(line, victim.name+" ") {
+			t.Fatalf("the dead instance %s served %q", victim.name, line)
+		}
+	}
+}
+
+func wrongCode(code string) string {
+	b := []byte(code)
+	b[0] = '0' + (b[0]-'0'+1)%10
+	return string(b)
+}
