@@ -140,7 +140,7 @@ func (b *browser) follow(ctx context.Context, p page) (page, *url.URL, error) {
 	return p, nil, errors.New("too many redirects")
 }
 
-var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([A-Za-z_]+)" value="([^"]*)">`)
 
 // hidden returns the hidden form fields of a page.
 func (p page) hidden() map[string]string {

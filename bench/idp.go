@@ -46,6 +46,7 @@ type idpOptions struct {
 	alg      string // OIDC signing algorithm
 	logLevel string
 	profile  bool // open the pprof listener
+	saml     *samlKeys
 }
 
 // idpProcess is a running `idp serve`.
@@ -85,8 +86,16 @@ func startIdP(ctx context.Context, o idpOptions, ls *testldap.Server, ms *testsm
 			p.PprofURL = "http://" + addr + "/debug/pprof"
 			env = append(env, "IDP_PPROF_LISTEN="+addr)
 		}
+		cfg := idpConfig(o, port, dir, ls, ms)
+		if o.saml != nil {
+			section, err := samlConfig(o.saml, dir)
+			if err != nil {
+				return nil, err
+			}
+			cfg += section
+		}
 		cfgPath := filepath.Join(dir, "config.yaml")
-		if err := os.WriteFile(cfgPath, []byte(idpConfig(o, port, dir, ls, ms)), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
 		if lastErr = p.start(ctx, o.binary, cfgPath, env); lastErr == nil {
@@ -283,4 +292,30 @@ oidc:
 		q(o.logLevel), q(o.alg),
 		q(clientID), q(clientSecret), q(redirectURI))
 	return b.String()
+}
+
+// samlConfig is the saml section: the IdP's signing key from files and the
+// bench's SP registered from a metadata file.
+func samlConfig(k *samlKeys, dir string) (string, error) {
+	keyFile, certFile, err := k.idp.write(dir, "saml-signing")
+	if err != nil {
+		return "", err
+	}
+	mdFile := filepath.Join(dir, "sp-metadata.xml")
+	if err := os.WriteFile(mdFile, []byte(k.spMetadata()), 0o600); err != nil {
+		return "", err
+	}
+	q := strconv.Quote
+	return fmt.Sprintf(`saml:
+  enabled: true
+  scope: "campus.example"
+  signing:
+    key_file: %s
+    cert_file: %s
+  service_providers:
+    - entity_id: %s
+      name: "Benchmark SP"
+      metadata_file: %s
+      attributes: [mail]
+`, q(keyFile), q(certFile), q(spEntityID), q(mdFile)), nil
 }

@@ -149,10 +149,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	defer sink.Close()
 
+	keys, err := newSAMLKeys()
+	if err != nil {
+		return err
+	}
+
 	var results []result
 	var notes []string
 	for i, alg := range o.algs {
-		rs, oidcMissing, err := runInstance(ctx, o, binary, alg, i == 0, ls, sink, logf)
+		rs, oidcMissing, err := runInstance(ctx, o, binary, alg, i == 0, ls, sink, keys, logf)
 		results = append(results, rs...)
 		if err != nil {
 			printTable(stdout, o, results, notes)
@@ -185,8 +190,8 @@ func countErrored(rs []result) int {
 // runInstance starts one IdP configured for alg, enrolls the users and runs
 // the scenarios. Scenarios that sign nothing run with the first instance only.
 func runInstance(ctx context.Context, o options, binary, alg string, first bool, ls *testldap.Server, sink *testsmtp.Server,
-	logf func(string, ...any)) (results []result, oidcMissing bool, err error) {
-	idp, err := startIdP(ctx, idpOptions{binary: binary, alg: alg, logLevel: o.logLevel, profile: o.profileDir != ""}, ls, sink)
+	keys *samlKeys, logf func(string, ...any)) (results []result, oidcMissing bool, err error) {
+	idp, err := startIdP(ctx, idpOptions{binary: binary, alg: alg, logLevel: o.logLevel, profile: o.profileDir != "", saml: keys}, ls, sink)
 	if err != nil {
 		return nil, false, err
 	}
@@ -221,6 +226,15 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 	if err != nil {
 		return nil, false, err
 	}
+	rpClient := &http.Client{Transport: rpTransport, Timeout: 30 * time.Second}
+	t.saml, err = newSAMLSP(idp.URL, keys, rpClient)
+	if errors.Is(err, errNoSAML) {
+		logf("[%s] the IdP has no SAML provider: the saml scenario is skipped", alg)
+		err = nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
 
 	begin := time.Now()
 	if err := forEachUser(ctx, t.users, o.workers, func(ctx context.Context, u *vuser) error {
@@ -236,7 +250,7 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 		alg, idp.PID(), idp.URL, mb(startRSS.RSS), o.users, time.Since(begin).Round(100*time.Millisecond), mb(seededRSS.RSS))
 
 	for _, sc := range scenarios {
-		if !o.wants(sc.name) || (sc.oidc && t.rp == nil) || (!sc.oidc && !first) {
+		if !o.wants(sc.name) || (sc.oidc && t.rp == nil) || (sc.saml && t.saml == nil) || (!sc.oidc && !first) {
 			continue
 		}
 		if sc.prepare != nil {

@@ -16,7 +16,8 @@ type target struct {
 	base      *url.URL
 	transport http.RoundTripper // the browsers' connections
 	sink      *testsmtp.Server
-	rp        *rp // nil without an OIDC provider
+	rp        *rp     // nil without an OIDC provider
+	saml      *samlSP // nil without a SAML provider
 	users     []*vuser
 }
 
@@ -28,6 +29,8 @@ type scenario struct {
 	// oidc scenarios need the OIDC provider; they sign tokens, so they run
 	// once per signing algorithm.
 	oidc bool
+	// saml scenarios need the SAML provider.
+	saml bool
 	desc string
 	// prepare runs once before the timed loop (e.g. to get refresh tokens).
 	prepare func(ctx context.Context, t *target, workers int) error
@@ -101,6 +104,27 @@ var scenarios = []scenario{
 				return nil
 			}
 			return t.rp.verify(ctx, tok.IDToken, u, "")
+		},
+	},
+	{
+		name: "saml",
+		saml: true,
+		desc: "SAML SSO: AuthnRequest (Redirect), password, trusted browser, signed response (POST) verified",
+		once: func(ctx context.Context, t *target, u *vuser) error {
+			authURL, err := t.saml.authURL()
+			if err != nil {
+				return err
+			}
+			b := t.browser(u)
+			b.setTrusted(u.trusted)
+			p, out, err := login(ctx, b, t.sink, u, authURL, factorTrusted)
+			if err != nil {
+				return err
+			}
+			if out != nil {
+				return fmt.Errorf("redirected to %s instead of the POST form", out.Redacted())
+			}
+			return t.saml.consume(p, u)
 		},
 	},
 }
