@@ -23,7 +23,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	o := options{users: 6, workers: 2, duration: time.Second, warmup: 200 * time.Millisecond,
+	o := options{users: 6, workers: 2, duration: time.Second, warmup: 200 * time.Millisecond, settle: 100 * time.Millisecond,
 		algs: []string{"RS256", "ES256"}, logLevel: "warn"}
 	if err := run(ctx, o, &out, io.MultiWriter(&log)); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), log.String())

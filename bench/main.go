@@ -54,6 +54,7 @@ type options struct {
 	workers    int
 	duration   time.Duration
 	warmup     time.Duration
+	settle     time.Duration // pause before each scenario and before reading idle RSS
 	scenarios  []string
 	algs       []string
 	idpBinary  string
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "c", 32, "concurrent virtual browsers")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "timed window of each scenario")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "untimed load before each window")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "pause before each scenario (idle RSS is read after it)")
 	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all the IdP supports): "+scenarioNames())
 	fs.StringVar(&algs, "algs", "RS256,ES256", "OIDC signing algorithms; one IdP instance each")
 	fs.StringVar(&o.idpBinary, "idp", "", "prebuilt idp binary (default: go build ./cmd/idp)")
@@ -95,8 +97,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.users < o.workers:
 		fmt.Fprintln(stderr, "bench: -users must be at least -c: one account never logs in twice at once")
 		return o, errors.New("bad flags")
-	case o.duration <= 0 || o.warmup < 0:
-		fmt.Fprintln(stderr, "bench: -duration must be positive")
+	case o.duration <= 0 || o.warmup < 0 || o.settle < 0:
+		fmt.Fprintln(stderr, "bench: -duration must be positive, -warmup and -settle not negative")
 		return o, errors.New("bad flags")
 	}
 	return o, nil
@@ -244,7 +246,7 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 	}); err != nil {
 		return nil, oidcMissing, fmt.Errorf("enrolling users: %w", err)
 	}
-	sleep(ctx, 2*time.Second)
+	sleep(ctx, o.settle)
 	seededRSS, _ := readMemory(idp.PID())
 	logf("[%s] idp pid %d at %s: RSS %s after start-up; enrolled %d users (address + trusted browser) in %s; RSS %s",
 		alg, idp.PID(), idp.URL, mb(startRSS.RSS), o.users, time.Since(begin).Round(100*time.Millisecond), mb(seededRSS.RSS))
@@ -258,7 +260,7 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 				return results, oidcMissing, fmt.Errorf("%s: preparing: %w", sc.name, err)
 			}
 		}
-		sleep(ctx, 2*time.Second) // let the previous load's garbage go
+		sleep(ctx, o.settle) // let the previous load's garbage go
 		label := alg
 		if !sc.oidc {
 			label = "-"
@@ -311,7 +313,7 @@ func printTable(w io.Writer, o options, results []result, notes []string) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nIdP CPU % is of one core; CPU/login is the IdP's CPU time per login. Idle RSS is read just")
-	fmt.Fprintln(w, "before the scenario, after a 2s pause. other CPU s is what other processes on the machine used in the window.")
+	fmt.Fprintf(w, "before the scenario, after a %s pause. other CPU s is what other processes on the machine used in the window.\n", o.settle)
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
