@@ -18,6 +18,7 @@ import (
 // The checks must be able to fail: each broken page below has to be caught,
 // and the sound one must pass, under the IdP's own Content-Security-Policy.
 func TestPageChecksCatchBrokenPages(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t)
 	resp, err := http.Get(e.URL("/healthz"))
 	if err != nil {

@@ -106,6 +106,7 @@ func (tb *tab) mfaEmailLogin(u testldap.User) {
 // the address from the account page through "☰" → "One Time Password
 // Settings", then logs out through "☰" → "Logout".
 func TestSetupFlow(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	tb := newTab(t, e)
 	u := testldap.Alice
@@ -154,6 +155,7 @@ func TestSetupFlow(t *testing.T) {
 
 // Login with the mailed one-time password, then logout via "☰".
 func TestEmailOTPLogin(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "bob.home@example.net"
 	tb := newTab(t, e)
@@ -179,6 +181,7 @@ func TestEmailOTPLogin(t *testing.T) {
 // "Trust this browser", then a second login on the same browser without the
 // second factor; another browser is still asked.
 func TestTrustThisBrowser(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "trust@example.net"
 	tb := newTab(t, e)
@@ -214,6 +217,7 @@ func TestTrustThisBrowser(t *testing.T) {
 // from the MFA page to the reset, the confirmation code from the mail, a
 // new address, and logout.
 func TestResetFlow(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	const oldAddr, newAddr = "lost.phone@example.net", "alice.new@example.org"
 	setup := newTab(t, e)
@@ -259,6 +263,7 @@ func TestResetFlow(t *testing.T) {
 
 // The error pages a user can meet on the way in.
 func TestErrorPages(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "errors@example.net"
 	setup := newTab(t, e)
@@ -318,6 +323,7 @@ func TestErrorPages(t *testing.T) {
 // The App tab: scan (read) the secret, confirm a code, then log in with the
 // app's code.
 func TestAppSetupAndLogin(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	tb := newTab(t, e)
 	u := testldap.Bob
@@ -363,6 +369,7 @@ func TestAppSetupAndLogin(t *testing.T) {
 // the focused field, Enter submits; the same on the MFA page. The focused
 // field is visibly outlined.
 func TestKeyboardOnlyLogin(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "keys@example.net"
 	setup := newTab(t, e)
