@@ -314,7 +314,9 @@ func (r *Registry) run(ctx context.Context) {
 			<-ctx.Done()
 			return
 		}
-		timer := time.NewTimer(max(due.Sub(r.opts.now()), time.Second))
+		// The floor only guards against a busy loop; every refresh moves
+		// its SP's next time forward.
+		timer := time.NewTimer(max(due.Sub(r.opts.now()), 100*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -345,6 +347,9 @@ func parseSPMetadata(raw []byte, cfg config.SAMLServiceProvider, signer *x509.Ce
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
 		return nil, refuse("not XML: %v", err)
+	}
+	if hasDirective(doc) {
+		return nil, refuse("has a DOCTYPE")
 	}
 	root := doc.Root()
 	if signer != nil {

@@ -53,8 +53,8 @@ func (p *Provider) verifyMessage(msg *message, rootTag string, requireSigned boo
 		return nil, fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(msg.xml); err != nil || doc.Root() == nil {
-		return nil, fmt.Errorf("%w: not XML", errMalformed)
+	if err := doc.ReadFromBytes(msg.xml); err != nil || doc.Root() == nil || hasDirective(doc) {
+		return nil, fmt.Errorf("%w: not XML, or with a DOCTYPE", errMalformed)
 	}
 	root := doc.Root()
 	if root.Tag != rootTag || root.NamespaceURI() != samlProtocol {

@@ -159,3 +159,15 @@ func verifyQuerySignature(sigAlg string, signed, signature []byte, certs []*x509
 	}
 	return errBadSignature
 }
+
+// hasDirective reports a <!DOCTYPE ...> (or any other directive) in the
+// document. SAML messages and metadata must not carry a DTD (SAML core
+// 1.3), and refusing it closes the door on entity tricks.
+func hasDirective(doc *etree.Document) bool {
+	for _, tok := range doc.Child {
+		if _, ok := tok.(*etree.Directive); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -209,7 +209,9 @@ func defaultSAML() SAML {
 		MaxRequestBytes:   64 << 10,
 		MaxInflatedBytes:  256 << 10,
 		MetadataRefresh:   time.Hour,
+		Signing:           SAMLSigning{ExtraCertFiles: []string{}},
 		Attributes:        DefaultSAMLAttributes(),
+		ServiceProviders:  []SAMLServiceProvider{},
 	}
 }
 
@@ -279,6 +281,23 @@ func (s SAML) validate(v *validator, p string) {
 		}
 		sp.validate(v, path, names, s.Enabled)
 	}
+}
+
+// warnings lists SAML settings that are valid but meant for development.
+func (s SAML) warnings() []string {
+	var w []string
+	if !s.Enabled {
+		return nil
+	}
+	if s.Signing.Generate {
+		w = append(w, "saml.signing.generate: the signing key is kept in the store; for development only")
+	}
+	for i, sp := range s.ServiceProviders {
+		if strings.HasPrefix(sp.MetadataURL, "http://") && sp.MetadataSigningCertFile == "" {
+			w = append(w, fmt.Sprintf("saml.service_providers[%d].metadata_url: plain http:// without a metadata signature can be altered in transit", i))
+		}
+	}
+	return w
 }
 
 func (g SAMLSigning) validate(v *validator, p string, enabled bool) {

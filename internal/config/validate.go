@@ -571,6 +571,7 @@ func (c *Config) Warnings() []string {
 	if c.MFA.Enrollment == EnrollmentOptional {
 		w = append(w, "mfa.enrollment: optional lets users without a second factor log in with a password alone")
 	}
+	w = append(w, c.SAML.warnings()...)
 	return w
 }
 
