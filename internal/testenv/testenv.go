@@ -59,6 +59,14 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
+// Set puts the clock at t (e.g. the wall clock, for tests whose relying
+// party checks token times against its own clock).
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
 // Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
@@ -94,11 +102,14 @@ func RequireMFA(c *config.Config, _ *ldapstore.Config) { c.MFA.Enrollment = conf
 type Env struct {
 	Config *config.Config
 	LDAP   *testldap.Server
-	SMTP   *testsmtp.Server
-	DB     *store.DB
-	Clock  *Clock
-	App    *idp.App
-	Server *httptest.Server
+	// Directory is the app's directory client (protocol front-ends read
+	// accounts through it too).
+	Directory *ldapstore.Directory
+	SMTP      *testsmtp.Server
+	DB        *store.DB
+	Clock     *Clock
+	App       *idp.App
+	Server    *httptest.Server
 	// Logs holds the app's debug log; it is printed when the test fails.
 	Logs *SyncBuffer
 
@@ -172,7 +183,7 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 			t.Logf("idp log:\n%s", LastLines(logs.String(), 40))
 		}
 	})
-	return &Env{Config: &cfg, LDAP: ls, SMTP: smtpSrv, DB: db, Clock: clk, App: app, Server: srv, Logs: logs, t: t}
+	return &Env{Config: &cfg, LDAP: ls, Directory: dir, SMTP: smtpSrv, DB: db, Clock: clk, App: app, Server: srv, Logs: logs, t: t}
 }
 
 // URL returns the absolute URL of a path on the IdP.

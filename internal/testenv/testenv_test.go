@@ -42,6 +42,14 @@ func TestEnvServesTheAppAtItsPublicURL(t *testing.T) {
 	if got := e.Clock.Now().Sub(before); got != time.Hour || !before.Equal(testenv.Start) {
 		t.Fatalf("clock started at %v and advanced by %v", before, got)
 	}
+	wall := time.Now()
+	e.Clock.Set(wall)
+	if !e.Clock.Now().Equal(wall) {
+		t.Fatal("Set did not set the clock")
+	}
+	if _, err := e.Directory.Lookup(t.Context(), "alice"); err != nil {
+		t.Fatalf("the directory client does not reach slapd: %v", err)
+	}
 }
 
 func TestCodeFromReadsTheNewestMatchingMail(t *testing.T) {
