@@ -14,6 +14,7 @@ import (
 // subtest) and arrange for it to be closed when t ends.
 func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("Records", func(t *testing.T) { testRecords(t, open) })
+	t.Run("AddRecord", func(t *testing.T) { testAddRecord(t, open) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, open) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
