@@ -5,10 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/store"
@@ -273,4 +276,75 @@ func wrongCode(code string) string {
 	b := []byte(code)
 	b[0] = '0' + (b[0]-'0'+1)%10
 	return string(b)
+}
+
+var secretRe = regexp.MustCompile(`<code class="secret">([A-Z2-7]+)</code>`)
+
+func totpAt(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestClusterTOTPCodeWorksOnce: the same authenticator-app code typed in
+// two browsers at once, one request on each instance, signs in exactly one
+// of them; the other is refused as a replay. The last used time step is
+// shared, and updated atomically.
+func TestClusterTOTPCodeWorksOnce(t *testing.T) {
+	c := newCluster(t, nil)
+	b := newBrowser(t, c.lb.url)
+	p := b.login(testldap.Alice)
+	tx := p.field("tx")
+	p = b.get("/user/otp?tab=app&tx=" + url.QueryEscape(tx))
+	m := secretRe.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("App tab shows no secret:\n%s", p.body)
+	}
+	secret := m[1]
+	// Register with the previous time step's code (within the allowed
+	// skew), so the current step is still unused for the logins below.
+	p = b.post("/user/otp/app/confirm", url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {tx},
+		"code": {totpAt(t, secret, time.Now().Add(-30*time.Second))}})
+	if !strings.Contains(p.body, "settings are complete") {
+		t.Fatalf("app setup did not complete: %d\n%s", p.status, p.body)
+	}
+
+	var pages [2]page
+	var browsers [2]*browser
+	for i := range browsers {
+		browsers[i] = newBrowser(t, c.lb.url)
+		pages[i] = browsers[i].login(testldap.Alice)
+		if !strings.Contains(pages[i].body, "Multi-Factor Authentication : App") {
+			t.Fatalf("expected the App MFA page, got %d:\n%s", pages[i].status, pages[i].body)
+		}
+	}
+	code := totpAt(t, secret, time.Now())
+	c.lb.served()
+	var results [2]page
+	var wg sync.WaitGroup
+	for i, br := range browsers {
+		form := url.Values{"csrf_token": {br.hidden(pages[i], "csrf_token")}, "tx": {br.hidden(pages[i], "tx")},
+			"method": {"totp"}, "code": {code}}
+		wg.Go(func() { results[i] = br.post("/mfa/verify", form) })
+	}
+	wg.Wait()
+	if by := servedBy(c.lb.served(), http.MethodPost, "/mfa/verify"); by["A"] != 1 || by["B"] != 1 {
+		t.Fatalf("code checks per node = %v, want one on each", by)
+	}
+	passed := 0
+	for i, r := range results {
+		switch {
+		case r.status == http.StatusSeeOther && signedIn(browsers[i].follow(r)):
+			passed++
+		case r.status >= 400 && r.status < 500:
+		default:
+			t.Errorf("browser %d: status %d\n%s", i, r.status, r.body)
+		}
+	}
+	if passed != 1 {
+		t.Fatalf("%d of 2 browsers signed in with one code, want exactly 1", passed)
+	}
 }
