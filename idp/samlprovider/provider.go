@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
@@ -37,6 +38,14 @@ const (
 	PathSSO      = "/saml/sso"
 	PathResume   = "/saml/sso/resume"
 	PathSLO      = "/saml/slo"
+)
+
+// The IdP's own implementations of crewjam's extension points.
+var (
+	_ saml.SessionProvider         = (*sessionProvider)(nil)
+	_ saml.ServiceProviderProvider = (*Registry)(nil)
+	_ saml.AssertionMaker          = assertionMaker{}
+	_ xmlenc.BlockCipher           = gcm{}
 )
 
 // Store is the persistence the provider needs: expiring records for
