@@ -42,7 +42,8 @@ const qualityScript = `(() => {
   }
 
   // Languages. Japanese text must sit in lang="ja", English prose (two
-  // words or more) in lang="en"; IDs, addresses and codes are neither.
+  // words or more) in lang="en"; IDs, addresses and codes are neither, nor
+  // are names from the configuration (a service's name, marked translate=no).
   if (document.documentElement.getAttribute('lang') !== 'ja') {
     problems.push('<html lang> is "' + document.documentElement.getAttribute('lang') + '", want "ja"');
   }
