@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,9 +128,9 @@ type tab struct {
 	env *testenv.Env
 	ctx context.Context
 
-	name    string // prefix of the screenshot files
-	shots   int
-	noShots bool // for made-up pages that are no screens of the IdP
+	name    string        // prefix of the screenshot files
+	shots   *atomic.Int32 // screens photographed in this test, by all its tabs
+	noShots bool          // for made-up pages that are no screens of the IdP
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
@@ -148,7 +149,8 @@ func newTab(t *testing.T, env *testenv.Env) *tab {
 		t.Fatal(browserErr)
 	}
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	tb := &tab{t: t, env: env, ctx: ctx, name: screenshotPrefix(t.Name())}
+	counter, _ := shotCounters.LoadOrStore(t.Name(), new(atomic.Int32))
+	tb := &tab{t: t, env: env, ctx: ctx, name: screenshotPrefix(t.Name()), shots: counter.(*atomic.Int32)}
 	// Subscribe before the first page so no message is lost.
 	console := chromedp.Console(ctx)
 	done := make(chan struct{})
@@ -176,6 +178,10 @@ func newTab(t *testing.T, env *testenv.Env) *tab {
 	tb.do(chromedp.EmulateViewport(desktopWidth, desktopHeight))
 	return tb
 }
+
+// shotCounters numbers the screens of each test across its tabs, so the
+// files sort in the order the test saw them.
+var shotCounters sync.Map
 
 var unsafeFileChars = regexp.MustCompile(`[^a-z0-9]+`)
 
@@ -318,8 +324,7 @@ func (tb *tab) pageProblems(step string, wantStatus int) []string {
 	problems = append(problems, qualityProblems(tb)...)
 	problems = append(problems, tb.consoleProblems()...)
 
-	tb.shots++
-	base := fmt.Sprintf("%s-%02d-%s", tb.name, tb.shots, screenshotPrefix(step))
+	base := fmt.Sprintf("%s-%02d-%s", tb.name, tb.shots.Add(1), screenshotPrefix(step))
 	tb.screenshot(base + "-desktop.png")
 	tb.do(chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile))
 	if w := eval[int](tb, `document.documentElement.scrollWidth`); w > phoneWidth {

@@ -55,8 +55,8 @@ const qualityScript = `(() => {
   };
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    // Addresses, IDs, URLs, times and codes are no language.
-    const text = n.textContent.replace(/\S*[@\/:\d]\S*/g, ' ').trim();
+    // Addresses, IDs, DNs, URLs, times and codes are no language.
+    const text = n.textContent.replace(/\S*[@\/:=\d]\S*/g, ' ').trim();
     if (!text || n.parentElement.closest('code, pre, [translate=no]')) continue;
     const lang = langOf(n);
     if (japanese.test(text)) {
