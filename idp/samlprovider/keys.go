@@ -185,8 +185,9 @@ type storedKey struct {
 }
 
 // GeneratedKeySet returns the key kept in the store, generating and storing
-// one on first use (saml.signing.generate, as idp dev does). It re-reads
-// after storing so that processes starting together settle on one key.
+// one on first use (saml.signing.generate, as idp dev does). Processes
+// starting together settle on one key: only the first store succeeds, and
+// every process then uses the stored key.
 func GeneratedKeySet(ctx context.Context, st Store, entityID string, now time.Time) (*KeySet, error) {
 	ks, err := loadStoredKey(ctx, st, now)
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -204,7 +205,8 @@ func GeneratedKeySet(ctx context.Context, st Store, entityID string, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	if err := st.PutRecord(ctx, recordSigningKey, generatedKeyID, raw, ks.Certificate.NotAfter); err != nil {
+	err = st.AddRecord(ctx, recordSigningKey, generatedKeyID, raw, ks.Certificate.NotAfter, now)
+	if err != nil && !errors.Is(err, store.ErrExists) {
 		return nil, fmt.Errorf("saml: storing the signing key: %w", err)
 	}
 	return loadStoredKey(ctx, st, now)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,9 +85,26 @@ func TestGeneratedKeySet(t *testing.T) {
 	db := openStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	first, err := GeneratedKeySet(ctx, db, "https://idp.example/saml/metadata", now)
-	if err != nil {
-		t.Fatal(err)
+	// Two processes starting at once on one store settle on one key.
+	var (
+		wg   sync.WaitGroup
+		sets [2]*KeySet
+		errs [2]error
+	)
+	for i := range sets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sets[i], errs[i] = GeneratedKeySet(ctx, db, "https://idp.example/saml/metadata", now)
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	first := sets[0]
+	if !first.Certificate.Equal(sets[1].Certificate) {
+		t.Error("processes starting together use different keys")
 	}
 	again, err := GeneratedKeySet(ctx, db, "https://idp.example/saml/metadata", now.Add(time.Hour))
 	if err != nil {

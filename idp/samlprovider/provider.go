@@ -29,7 +29,6 @@ import (
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
 )
 
 // Paths of the endpoints, relative to the public URL.
@@ -49,14 +48,14 @@ var (
 )
 
 // Store is the persistence the provider needs: expiring records for
-// pending requests, SP metadata copies and a generated key, and atomic
-// counters for the request-ID replay cache.
+// pending requests, SP metadata copies, the generated key and the
+// request-ID replay cache. AddRecord creates a record only if none is live,
+// with exactly one winner among concurrent callers.
 type Store interface {
 	PutRecord(ctx context.Context, kind, id string, value []byte, expires time.Time) error
+	AddRecord(ctx context.Context, kind, id string, value []byte, expires, now time.Time) error
 	GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
 	TakeRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
-	DeleteRecord(ctx context.Context, kind, id string) error
-	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
 }
 
 // Options wires the provider. Config and Store are required.

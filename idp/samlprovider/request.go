@@ -14,6 +14,8 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
+
+	"github.com/campusidp/campusidp/internal/store"
 )
 
 // Errors of request validation. None of them is ever answered at the ACS:
@@ -31,6 +33,8 @@ var (
 )
 
 const (
+	// recordSeen remembers the IDs of requests already received.
+	recordSeen = "saml_seen"
 	// maxIDLength bounds message IDs (they are echoed and hashed).
 	maxIDLength      = 256
 	assertionNS      = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -167,16 +171,17 @@ func (p *Provider) checkIssueInstant(t time.Time) error {
 func (p *Provider) replayWindow() time.Duration { return p.cfg.RequestLifetime + 2*p.cfg.ClockSkew }
 
 // remember records a request ID of an SP and refuses one seen before. The
-// store's atomic counter makes this hold across instances and under
-// concurrency: of two simultaneous uses exactly one counts first.
+// store adds the record only if none is live under the key, so of two
+// simultaneous uses (even on two instances) exactly one gets through.
 func (p *Provider) remember(ctx context.Context, kind, spID, reqID string) error {
 	sum := sha256.Sum256([]byte(kind + "\x00" + spID + "\x00" + reqID))
-	c, err := p.store.HitCounter(ctx, "saml_seen:"+hex.EncodeToString(sum[:]), p.now(), p.replayWindow())
-	if err != nil {
-		return fmt.Errorf("saml: replay cache: %w", err)
-	}
-	if c.Count > 1 {
+	now := p.now()
+	err := p.store.AddRecord(ctx, recordSeen, hex.EncodeToString(sum[:]), nil, now.Add(p.replayWindow()), now)
+	switch {
+	case errors.Is(err, store.ErrExists):
 		return errReplayed
+	case err != nil:
+		return fmt.Errorf("saml: replay cache: %w", err)
 	}
 	return nil
 }
