@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -86,9 +87,19 @@ type node struct {
 // test ends (or kill/stop).
 func startNode(t *testing.T, name string, cfg config.Config) *node {
 	t.Helper()
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	n, err := launchNode(name, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	n.register(t)
+	return n
+}
+
+// launchNode starts a node; it may run outside the test goroutine.
+func launchNode(name string, cfg config.Config) (*node, error) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	n := &node{name: name, url: "http://" + inner.Addr().String(), cfg: cfg, log: &syncLog{},
 		ln: &killableListener{Listener: inner}, done: make(chan error, 1)}
@@ -103,19 +114,23 @@ func startNode(t *testing.T, name string, cfg config.Config) *node {
 	case <-ready:
 	case err := <-n.done:
 		cancel()
-		t.Fatalf("node %s did not start: %v\n%s", name, err, n.log.String())
+		return nil, fmt.Errorf("node %s did not start: %v\n%s", name, err, n.log.String())
 	case <-time.After(30 * time.Second):
 		cancel()
-		t.Fatalf("node %s did not start in time", name)
+		return nil, fmt.Errorf("node %s did not start in time", name)
 	}
 	n.alive.Store(true)
+	return n, nil
+}
+
+// register stops the node when t ends and shows its log if t failed.
+func (n *node) register(t *testing.T) {
 	t.Cleanup(func() {
 		n.stop(t)
 		if t.Failed() {
-			t.Logf("log of node %s:\n%s", name, lastLogLines(n.log.String(), 30))
+			t.Logf("log of node %s:\n%s", n.name, lastLogLines(n.log.String(), 30))
 		}
 	})
-	return n
 }
 
 // stop shuts the node down gracefully; later calls do nothing.
