@@ -68,7 +68,8 @@ type OIDC struct {
 	Keys                         OIDCKeys      `yaml:"keys"`
 	ACR                          OIDCACR       `yaml:"acr"`
 	// SubjectAttribute is the directory attribute whose value is the "sub"
-	// claim; empty means the login ID. Pick one that never changes.
+	// claim; empty means the login ID. Pick one that never changes. The
+	// idp command fetches it (and the claims' attributes) at login.
 	SubjectAttribute string `yaml:"subject_attribute"`
 	// PairwiseSalt keys the pairwise subjects; required when a client uses
 	// subject_type pairwise, and never to be changed afterwards.
@@ -246,17 +247,7 @@ var (
 // minClientSecretBytes is the shortest plain client secret accepted.
 const minClientSecretBytes = 32
 
-// fetched reports whether the directory client fetches attribute name.
-func (a LDAPAttributes) fetched(name string) bool {
-	for _, n := range append([]string{a.ID, a.DisplayName, a.DisplayNameJA, a.Mail}, a.Extra...) {
-		if strings.EqualFold(n, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func (o OIDC) validate(v *validator, p string, ldapAttrs LDAPAttributes) {
+func (o OIDC) validate(v *validator, p string) {
 	v.duration(p+".code_lifetime", o.CodeLifetime, OIDCMaxCodeLifetime)
 	v.duration(p+".access_token_lifetime", o.AccessTokenLifetime, 24*time.Hour)
 	v.duration(p+".id_token_lifetime", o.IDTokenLifetime, 24*time.Hour)
@@ -269,9 +260,6 @@ func (o OIDC) validate(v *validator, p string, ldapAttrs LDAPAttributes) {
 	o.Keys.validate(v, p+".keys")
 	o.ACR.validate(v, p+".acr")
 	v.attribute(p+".subject_attribute", o.SubjectAttribute, false)
-	if o.SubjectAttribute != "" && !ldapAttrs.fetched(o.SubjectAttribute) {
-		v.add(p+".subject_attribute", "%q is not fetched from the directory; add it to ldap.attributes.extra", o.SubjectAttribute)
-	}
 	hasSalt := v.secret(p+".pairwise_salt", o.PairwiseSalt, false)
 	if hasSalt && len(o.PairwiseSalt.Value()) < 16 {
 		v.add(p+".pairwise_salt", "must be at least 16 bytes (got %d); generate one with: openssl rand -base64 32", len(o.PairwiseSalt.Value()))

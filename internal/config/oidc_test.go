@@ -70,7 +70,8 @@ func TestOIDCValidateRules(t *testing.T) {
 		{"rotation too often", func(o *OIDC) { o.Keys.RotationPeriod = time.Minute }, "oidc.keys.rotation_period", "at least 1h"},
 		{"same acr for both", func(o *OIDC) { o.ACR.Password = o.ACR.MFA }, "oidc.acr.mfa", "must differ"},
 		{"acr with space", func(o *OIDC) { o.ACR.Password = "a b" }, "oidc.acr.password", "one token"},
-		{"subject attribute not fetched", func(o *OIDC) { o.SubjectAttribute = "entryUUID" }, "oidc.subject_attribute", "ldap.attributes.extra"},
+		{"subject attribute", func(o *OIDC) { o.SubjectAttribute = "entryUUID" }, "", ""},
+		{"subject attribute misspelt", func(o *OIDC) { o.SubjectAttribute = "entry UUID" }, "oidc.subject_attribute", "not an LDAP attribute"},
 		{"short pairwise salt", func(o *OIDC) { o.PairwiseSalt = SecretValue("short") }, "oidc.pairwise_salt", "at least 16"},
 		{"reserved claim", func(o *OIDC) {
 			o.Claims = append(o.Claims, OIDCClaim{Name: "sub", Source: ClaimSourceID, Scope: "profile"})
@@ -150,15 +151,6 @@ func TestOIDCValidateRules(t *testing.T) {
 				t.Errorf("%d errors, want 1: %v", n, err)
 			}
 		})
-	}
-}
-
-func TestOIDCSubjectAttributeFetched(t *testing.T) {
-	c := validConfig()
-	c.LDAP.Attributes.Extra = []string{"entryUUID"}
-	c.OIDC.SubjectAttribute = "entryuuid" // attribute names ignore case
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
 	}
 }
 

@@ -78,7 +78,7 @@ func (c *Config) Validate() error {
 	c.Log.validate(v, "log")
 	c.SAML.validate(v, "saml")
 	c.Admin.validate(v, "admin")
-	c.OIDC.validate(v, "oidc", c.LDAP.Attributes)
+	c.OIDC.validate(v, "oidc")
 	c.Metrics.validate(v, "metrics")
 	return errors.Join(v.errs...)
 }
