@@ -71,6 +71,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	cfg.SAML.Enabled = true
 	cfg.SAML.Signing.Generate = true
 	cfg.SAML.Scope = "demo.example"
+	cfg.OIDC.Clients = append(cfg.OIDC.Clients, devOIDCClient())
 	if cfg.Mail.From == "" {
 		cfg.Mail.From = "idp-dev@localhost.localdomain"
 	}
@@ -84,6 +85,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	fmt.Fprintf(stdout, "  Log in:       %s/user/\n", baseURL)
 	fmt.Fprintf(stdout, "  Dev outbox:   %s/dev/outbox\n", baseURL)
 	fmt.Fprintf(stdout, "  SAML IdP:     %s/saml/metadata\n\n", baseURL)
+	printOIDCClients(stdout, baseURL, cfg.OIDC.Clients)
 	fmt.Fprintln(stdout, "  Demo accounts (ID / password):")
 	for _, acct := range devldap.DemoAccounts() {
 		fmt.Fprintf(stdout, "    %-12s %-22s %s\n", acct.ID, acct.Password, acct.Note)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/mail"
@@ -157,6 +158,7 @@ type instance struct {
 	ready   *readiness
 	// saml is the SAML identity provider; nil when saml.enabled is false.
 	saml *samlprovider.Provider
+	oidc *oidcprovider.Provider
 }
 
 func (in *instance) Close() {
@@ -173,7 +175,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	dir, err := ldapstore.New(withSAMLAttributes(ldapConfig(cfg.LDAP), cfg.SAML), logger)
+	dir, err := ldapstore.New(withOIDCAttributes(withSAMLAttributes(ldapConfig(cfg.LDAP), cfg.SAML), cfg.OIDC), logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ldap: %w", err)
@@ -216,6 +218,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		in.Close()
 		return nil, err
 	}
+	if in.oidc, err = newOIDC(ctx, cfg, in.app, db, observedDirectory{dir, in.metrics}, logger); err != nil {
+		in.Close()
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -251,6 +257,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	if in.saml != nil {
 		go in.saml.Run(gcCtx)
 	}
+	go in.oidc.Run(gcCtx)
 
 	stopProfiling, err := startProfiling(os.Getenv(pprofEnv), logger)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/metrics"
+	"github.com/campusidp/campusidp/internal/store"
 )
 
 func slogLevelFor(status int) slog.Level {
@@ -62,6 +64,15 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 		writeOAuthError(w, http.StatusUnauthorized, e)
 		return
+	}
+	if grant == string(oidc.GrantTypeCode) {
+		if status, e := p.checkCodeRequest(r); e != nil {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+			}
+			writeOAuthError(w, status, e)
+			return
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
@@ -114,6 +125,58 @@ func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
 		return oidc.ErrInvalidClient().WithDescription("the client must authenticate with %s", want)
 	}
 	return nil
+}
+
+// checkCodeRequest proves, before op redeems the code, that the request
+// comes from the code's client with its secret, its redirect_uri and the
+// PKCE verifier. op would consume the code first; a request that proves
+// less must neither use up a code nor, as a "second use", revoke the
+// tokens of the legitimate redemption.
+func (p *Provider) checkCodeRequest(r *http.Request) (int, *oidc.Error) {
+	clientID, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		clientID, err1 = url.QueryUnescape(clientID)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return http.StatusUnauthorized, oidc.ErrInvalidClient().WithDescription("invalid basic authentication")
+		}
+	} else {
+		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	c, ok := p.storage.clients[clientID]
+	if !ok {
+		return http.StatusUnauthorized, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	if c.confidential() && !c.secret.check(secret) {
+		return http.StatusUnauthorized, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+	}
+	rec, err := p.storage.peekCode(r.Context(), r.PostForm.Get("code"))
+	if errors.Is(err, store.ErrNotFound) {
+		return http.StatusBadRequest, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	if err != nil {
+		p.log.ErrorContext(r.Context(), "oidc code lookup failed", "error", err)
+		return http.StatusInternalServerError, oidc.ErrServerError()
+	}
+	a := rec.Request
+	switch {
+	case a.ClientID != clientID:
+		return http.StatusBadRequest, oidc.ErrInvalidGrant().WithDescription("the code was issued to another client")
+	case r.PostForm.Get("redirect_uri") != a.RedirectURI:
+		return http.StatusBadRequest, oidc.ErrInvalidGrant().WithDescription("redirect_uri does not match the authorization request")
+	}
+	verifier := r.PostForm.Get("code_verifier")
+	switch challenge := a.GetCodeChallenge(); {
+	case challenge == nil && verifier != "":
+		return http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("code_verifier without a code_challenge")
+	case challenge == nil:
+	case verifier == "":
+		return http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("code_verifier is required")
+	case !oidc.VerifyCodeChallenge(challenge, verifier):
+		return http.StatusBadRequest, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
+	}
+	return 0, nil
 }
 
 // handleUserinfo is the userinfo endpoint (GET and POST, RFC 6750 token

@@ -228,6 +228,16 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 	if status, _, _ := web.userinfo(http.MethodGet, tok.AccessToken, false); status != http.StatusOK {
 		t.Fatalf("userinfo before the replay: %d", status)
 	}
+	// A replay that cannot authenticate as the client is refused and does
+	// not count as a second use.
+	bare := e.rp("web")
+	bare.conf.ClientSecret = "not-the-secret"
+	if _, err := bare.exchange(code, f); oauthError(err) != "invalid_client" {
+		t.Fatalf("replay without the client secret: %v, want invalid_client", err)
+	}
+	if status, _, _ := web.userinfo(http.MethodGet, tok.AccessToken, false); status != http.StatusOK {
+		t.Fatalf("an unauthenticated replay revoked the tokens: userinfo %d", status)
+	}
 	_, err := web.exchange(code, f)
 	if oauthError(err) != "invalid_grant" {
 		t.Fatalf("second redemption: %v, want invalid_grant", err)
@@ -539,6 +549,8 @@ func TestCodeBoundToClientAndRedirectURI(t *testing.T) {
 	if _, err := post.exchange(code, f); oauthError(err) != "invalid_grant" {
 		t.Fatalf("another client redeemed the code: %v", err)
 	}
+	// The refused attempt did not use the code up.
+	web.verify(web.mustExchange(code, f), f)
 
 	f = web.start()
 	code = web.codeFrom(b.get(f.url), f)
@@ -574,6 +586,8 @@ func TestPKCEVerifier(t *testing.T) {
 			if got := oauthError(err); got != "invalid_grant" && got != "invalid_request" {
 				t.Fatalf("exchange with %s: %v", tt.name, err)
 			}
+			// Proving less than the client can did not use the code up.
+			web.verify(web.mustExchange(code, f), f)
 		})
 	}
 }

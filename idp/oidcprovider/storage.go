@@ -220,6 +220,26 @@ func (s *Storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return s.store.DeleteRecord(ctx, recordAuthRequest, id)
 }
 
+// peekCode reads an issued code without redeeming it; ErrNotFound if it
+// is unknown or its record expired.
+func (s *Storage) peekCode(ctx context.Context, code string) (*codeRecord, error) {
+	if code == "" {
+		return nil, store.ErrNotFound
+	}
+	raw, err := s.store.GetRecord(ctx, recordCode, digest(code), s.now())
+	if err != nil {
+		return nil, err
+	}
+	var rec codeRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	if rec.Request == nil {
+		return nil, errors.New("oidcprovider: code record without a request")
+	}
+	return &rec, nil
+}
+
 // AuthRequestByCode redeems a code: once only, within its lifetime. A
 // second redemption revokes everything the first one produced.
 func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
