@@ -84,6 +84,3 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, er
 // PoolStats reports the connection pool of the database (the write pool,
 // which for PostgreSQL is the only one), for metrics.
 func (db *DB) PoolStats() sql.DBStats { return db.write.Stats() }
-
-// Dialect names the SQL database behind db: "sqlite" or "postgres".
-func (db *DB) Dialect() string { return db.dialect.name }
