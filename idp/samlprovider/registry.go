@@ -135,12 +135,16 @@ func newRegistry(opts registryOptions) *Registry {
 }
 
 // Lookup returns the SP with its current metadata, or false if the SP is
-// not registered or none of its metadata has been accepted yet.
+// not registered, none of its metadata has been accepted yet, or the last
+// good copy has passed its validUntil.
 func (r *Registry) Lookup(entityID string) (*ServiceProvider, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	st, ok := r.entries[entityID]
 	if !ok || st.current == nil {
+		return nil, false
+	}
+	if until := st.current.ValidUntil; !until.IsZero() && !r.opts.now().Before(until) {
 		return nil, false
 	}
 	return st.current, true
@@ -209,10 +213,10 @@ func (r *Registry) refresh(ctx context.Context, st *spState) error {
 	if err != nil {
 		st.failures++
 		st.next = now.Add(min(interval, maxRetryAfterFailure))
-		kept := st.current != nil
+		kept, failures := st.current != nil, st.failures
 		r.mu.Unlock()
 		r.opts.log.ErrorContext(ctx, "SP metadata not loaded", "sp", st.cfg.EntityID,
-			"source", source(st.cfg), "keeping_last_good_copy", kept, "error", err)
+			"source", source(st.cfg), "keeping_last_good_copy", kept, "failures_in_a_row", failures, "error", err)
 		return err
 	}
 	st.current = sp

@@ -277,6 +277,21 @@ func TestMetadataFromURL(t *testing.T) {
 		}
 	}
 
+	// A last good copy that expires while in use is no longer used.
+	validUntil := time.Now().Add(time.Hour)
+	mdSrv.set(http.StatusOK, strings.Replace(spMetadata(t, []string{"https://sp.campus.example/acs-3"}, ""),
+		`ID="_md1"`, `ID="_md1" validUntil="`+validUntil.UTC().Format(time.RFC3339)+`"`, 1))
+	later := time.Now
+	expiring := newTestRegistry(openStore(t), cfg, func() time.Time { return later() })
+	expiring.loadAll(ctx)
+	if _, ok := expiring.Lookup(spID); !ok {
+		t.Fatal("metadata with a future validUntil refused")
+	}
+	later = func() time.Time { return validUntil.Add(time.Second) }
+	if _, ok := expiring.Lookup(spID); ok {
+		t.Error("expired metadata still in use")
+	}
+
 	// Restart with the metadata server down: the stored copy serves.
 	srv.Close()
 	restarted := newTestRegistry(db, cfg, time.Now)

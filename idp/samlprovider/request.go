@@ -112,8 +112,8 @@ type authnRequest struct {
 	relayState string
 	acs        *saml.IndexedEndpoint
 	policy     authnPolicy
-	// nameIDFormat is the format the assertion will carry; empty with
-	// nameIDStatus set when the request asks for one we refuse.
+	// nameIDFormat is the format the assertion will carry; empty (with
+	// status set) when the request asks for one the SP may not have.
 	nameIDFormat string
 	// status, when set, is the SAML status to answer at the ACS instead of
 	// an assertion (the request is fine but cannot be satisfied).
