@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,6 +185,13 @@ func newTab(t *testing.T, env *testenv.Env) *tab {
 // files sort in the order the test saw them.
 var shotCounters sync.Map
 
+// randomString returns a fresh random token (states, nonces).
+func randomString() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 var unsafeFileChars = regexp.MustCompile(`[^a-z0-9]+`)
 
 func screenshotPrefix(testName string) string {
@@ -272,6 +281,21 @@ func (tb *tab) openMenu() {
 	}
 	tb.do(chromedp.Click(chromedp.CSS("details.menu > summary"), chromedp.NodeVisible),
 		chromedp.WaitVisible(chromedp.CSS("details.menu nav")))
+}
+
+// waitForURL waits until the tab shows a URL starting with prefix (after a
+// page that moves on by itself, such as the IdP's continue page).
+func (tb *tab) waitForURL(prefix string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	for time.Now().Before(deadline) {
+		if strings.HasPrefix(tb.location(), prefix) && eval[string](tb, `document.readyState`) == "complete" {
+			tb.docURL = tb.location()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.t.Fatalf("the browser did not reach %s; it is at %s", prefix, tb.location())
 }
 
 // text returns the visible text of the page's main part.
