@@ -84,6 +84,9 @@ func (k *publicKey) Use() string                        { return "sig" }
 func (k *publicKey) Key() any                           { return k.key }
 
 func newKeyManager(st keyStore, secret []byte, cfg config.OIDC, now func() time.Time, log *slog.Logger) (*keyManager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	key, err := deriveKey(secret, "signing keys")
 	if err != nil {
 		return nil, err
