@@ -208,6 +208,10 @@ func TestPasswordOnlySessionGetsNoCode(t *testing.T) {
 	if !hasForm(p, "/user/otp/email/send") {
 		t.Fatalf("expected the enrollment step, got %d", p.status)
 	}
+	// An unknown or forged request ID at the callback is an error page.
+	if p := b.get("/authorize/callback?id=forged"); p.status != http.StatusGone || p.location != "" {
+		t.Fatalf("callback with a forged ID: %d %q", p.status, p.location)
+	}
 	// Jumping to the end of the login goes back to the missing step.
 	p = b.get(e.returnTo(txID))
 	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/login?tx=") {

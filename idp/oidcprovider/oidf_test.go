@@ -292,6 +292,20 @@ func TestPromptNone(t *testing.T) {
 	if idt.Subject != testldap.Alice.ID || c2.AuthTime != c1.AuthTime {
 		t.Fatalf("silent login: sub %q auth_time %d, want alice and the original %d", idt.Subject, c2.AuthTime, c1.AuthTime)
 	}
+
+	// oidcc-id-token-hint: with the signed-in user's own ID token as hint
+	// the answer is silent; another user's is refused.
+	hint := oauth2.SetAuthURLParam("id_token_hint", first.Extra("id_token").(string))
+	f = web.start(none, hint)
+	if q := web.answer(b.get(f.url)); q.Get("code") == "" {
+		t.Fatalf("prompt=none with the user's own id_token_hint: %v", q)
+	}
+	other := e.browser()
+	other.login(web, testldap.Bob)
+	f = web.start(none, hint)
+	if q := web.answer(other.get(f.url)); q.Get("error") != "login_required" {
+		t.Fatalf("prompt=none with another user's id_token_hint: %v", q)
+	}
 }
 
 // oidcc-prompt-login: a session does not spare the password.
