@@ -251,6 +251,8 @@ func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 			return nil, err
 		}
 		switch {
+		case rec.Request == nil:
+			return nil, errors.New("oidcprovider: code record without a request")
 		case rec.Redeemed:
 			return nil, errCodeReplayed
 		case !now.Before(rec.ValidUntil):
