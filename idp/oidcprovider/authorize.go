@@ -228,10 +228,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest
 	a.Subject = sub
 	a.AuthTime = res.AuthTime
 	a.AMR = res.AMR
-	a.ACR = p.cfg.OIDC.ACR.Password
-	if res.MFA {
-		a.ACR = p.cfg.OIDC.ACR.MFA
-	}
+	a.ACR = p.cfg.OIDC.ACR.For(res.MFA, res.FactorMethod)
 	a.User = u
 	if err := p.storage.saveAuthRequest(ctx, a); err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)

@@ -281,6 +281,11 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	acrs := []string{p.cfg.OIDC.ACR.Password, p.cfg.OIDC.ACR.MFA}
+	for _, m := range config.OIDCFactorMethods {
+		if v, ok := p.cfg.OIDC.ACR.Methods[m]; ok && !slices.Contains(acrs, v) {
+			acrs = append(acrs, v)
+		}
+	}
 	if !slices.Contains(acrs, config.OIDCACRREFEDSMFA) {
 		acrs = append(acrs, config.OIDCACRREFEDSMFA)
 	}

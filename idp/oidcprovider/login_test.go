@@ -1,6 +1,7 @@
 package oidcprovider_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 
@@ -221,5 +223,45 @@ func TestPasswordOnlySessionGetsNoCode(t *testing.T) {
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
 	if q := web.answer(b.get(f.url)); q.Get("error") != "login_required" || q.Get("code") != "" {
 		t.Fatalf("prompt=none with a password-only session: %v", q)
+	}
+}
+
+// TestPerMethodACR: oidc.acr.methods gives each second factor its own acr,
+// published in discovery and demanding the factor when asked for.
+func TestPerMethodACR(t *testing.T) {
+	t.Parallel()
+	const emailACR, appACR = "urn:example:acr:email-otp", "urn:example:acr:app"
+	e := newEnv(t, func(c *config.Config) {
+		c.MFA.Enrollment = config.EnrollmentOptional
+		c.OIDC.ACR.Methods = map[string]string{"email_otp": emailACR, "totp": appACR}
+	})
+	web := e.rp("web")
+	alice := testldap.Alice
+	const addr = "alice.acr@example.org"
+
+	// A password-only session is stepped up when the RP asks for a method's acr.
+	b := e.browser()
+	f := web.start(oauth2.SetAuthURLParam("acr_values", appACR))
+	p := b.password(b.follow(b.get(f.url)), alice)
+	p = b.enroll(p, addr)
+	_, c := web.verify(web.mustExchange(web.codeFrom(p, f), f), f)
+	if c.ACR != emailACR {
+		t.Fatalf("acr after a mailed-code login = %q, want %q", c.ACR, emailACR)
+	}
+	var disc struct {
+		ACRs []string `json:"acr_values_supported"`
+	}
+	resp, err := http.Get(e.srv.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{emailACR, appACR} {
+		if !slices.Contains(disc.ACRs, want) {
+			t.Errorf("discovery acr_values_supported %q lacks %q", disc.ACRs, want)
+		}
 	}
 }

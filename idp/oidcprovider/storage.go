@@ -132,7 +132,7 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	}
 	requireMFA := c.cfg.RequireMFA
 	for _, acr := range req.ACRValues {
-		if acr == s.cfg.ACR.MFA || acr == config.OIDCACRREFEDSMFA {
+		if s.cfg.ACR.Demands(acr) {
 			requireMFA = true
 		}
 	}

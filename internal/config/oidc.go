@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -97,6 +98,40 @@ type OIDCACR struct {
 	// MFA is the acr of a login with a second factor; a request whose
 	// acr_values name it (or the REFEDS MFA profile) demands the factor.
 	MFA string `yaml:"mfa"`
+	// Methods optionally gives a login through one particular factor its
+	// own acr, e.g. a higher assurance for the authenticator app than for
+	// mailed codes. Keys: email_otp, totp, recovery_code, trusted_browser.
+	// A method not listed asserts MFA.
+	Methods map[string]string `yaml:"methods"`
+}
+
+// OIDCFactorMethods are the keys oidc.acr.methods accepts.
+var OIDCFactorMethods = []string{"email_otp", "totp", "recovery_code", "trusted_browser"}
+
+// For returns the acr of a login: Password without a second factor, else
+// the method's own value or MFA.
+func (a OIDCACR) For(mfa bool, method string) string {
+	if !mfa {
+		return a.Password
+	}
+	if v, ok := a.Methods[method]; ok {
+		return v
+	}
+	return a.MFA
+}
+
+// Demands reports whether an acr value asked for by a relying party
+// requires a second factor.
+func (a OIDCACR) Demands(acr string) bool {
+	if acr == a.MFA || acr == OIDCACRREFEDSMFA {
+		return true
+	}
+	for _, v := range a.Methods {
+		if acr == v {
+			return true
+		}
+	}
+	return false
 }
 
 // OIDCClaim maps one claim to where its value comes from and the scope
@@ -309,6 +344,18 @@ func (a OIDCACR) validate(v *validator, p string) {
 	}
 	if a.Password != "" && a.Password == a.MFA {
 		v.add(p+".mfa", "must differ from oidc.acr.password, or relying parties cannot tell an MFA login")
+	}
+	for _, method := range slices.Sorted(maps.Keys(a.Methods)) {
+		value := a.Methods[method]
+		key := p + ".methods." + method
+		switch {
+		case !slices.Contains(OIDCFactorMethods, method):
+			v.add(key, "unknown factor method (use one of %s)", strings.Join(OIDCFactorMethods, ", "))
+		case !scopeToken.MatchString(value):
+			v.add(key, "must be one token without spaces or quotes, such as a URI (got %q)", value)
+		case value == a.Password:
+			v.add(key, "must differ from oidc.acr.password, or relying parties cannot tell an MFA login")
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -219,5 +220,35 @@ oidc:
 	fe := findFieldError(t, err, "oidc.clients[0].redirect_uri")
 	if fe == nil || !strings.Contains(fe.Msg, `did you mean "redirect_uris"`) {
 		t.Fatalf("want an unknown-key error with a suggestion, got %v", err)
+	}
+}
+
+func TestOIDCACRMethods(t *testing.T) {
+	acr := OIDCACR{Password: "urn:pwd", MFA: "urn:mfa", Methods: map[string]string{"totp": "urn:app"}}
+	for _, tc := range []struct {
+		mfa    bool
+		method string
+		want   string
+	}{
+		{false, "", "urn:pwd"}, {true, "email_otp", "urn:mfa"}, {true, "totp", "urn:app"},
+	} {
+		if got := acr.For(tc.mfa, tc.method); got != tc.want {
+			t.Errorf("For(%v, %q) = %q, want %q", tc.mfa, tc.method, got, tc.want)
+		}
+	}
+	for acrValue, want := range map[string]bool{"urn:app": true, "urn:mfa": true, OIDCACRREFEDSMFA: true, "urn:pwd": false} {
+		if acr.Demands(acrValue) != want {
+			t.Errorf("Demands(%q) != %v", acrValue, want)
+		}
+	}
+	c := Default()
+	c.OIDC.ACR.Methods = map[string]string{"sms": "urn:x", "totp": c.OIDC.ACR.Password}
+	v := &validator{}
+	c.OIDC.ACR.validate(v, "oidc.acr")
+	msgs := fmt.Sprint(v.errs)
+	for _, want := range []string{"oidc.acr.methods.sms", "oidc.acr.methods.totp"} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("validation lacks %s: %s", want, msgs)
+		}
 	}
 }
