@@ -19,6 +19,7 @@ import (
 // and the sound one must pass, under the IdP's own Content-Security-Policy.
 func TestPageChecksCatchBrokenPages(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t)
 	resp, err := http.Get(e.URL("/healthz"))
 	if err != nil {

@@ -107,6 +107,7 @@ func (tb *tab) mfaEmailLogin(u testldap.User) {
 // Settings", then logs out through "☰" → "Logout".
 func TestSetupFlow(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	tb := newTab(t, e)
 	u := testldap.Alice
@@ -156,6 +157,7 @@ func TestSetupFlow(t *testing.T) {
 // Login with the mailed one-time password, then logout via "☰".
 func TestEmailOTPLogin(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "bob.home@example.net"
 	tb := newTab(t, e)
@@ -182,6 +184,7 @@ func TestEmailOTPLogin(t *testing.T) {
 // second factor; another browser is still asked.
 func TestTrustThisBrowser(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "trust@example.net"
 	tb := newTab(t, e)
@@ -218,6 +221,7 @@ func TestTrustThisBrowser(t *testing.T) {
 // new address, and logout.
 func TestResetFlow(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	const oldAddr, newAddr = "lost.phone@example.net", "alice.new@example.org"
 	setup := newTab(t, e)
@@ -264,6 +268,7 @@ func TestResetFlow(t *testing.T) {
 // The error pages a user can meet on the way in.
 func TestErrorPages(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "errors@example.net"
 	setup := newTab(t, e)
@@ -324,6 +329,7 @@ func TestErrorPages(t *testing.T) {
 // app's code.
 func TestAppSetupAndLogin(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	tb := newTab(t, e)
 	u := testldap.Bob
@@ -370,6 +376,7 @@ func TestAppSetupAndLogin(t *testing.T) {
 // field is visibly outlined.
 func TestKeyboardOnlyLogin(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	const addr = "keys@example.net"
 	setup := newTab(t, e)

@@ -143,13 +143,19 @@ type tab struct {
 	docStatus int64
 }
 
-// newTab opens a tab for the test. Without a browser the test fails with
-// the hint to run the test script: browser tests never skip silently.
-func newTab(t *testing.T, env *testenv.Env) *tab {
+// requireBrowser fails the test at once, with the hint to run the test
+// script, when there is no browser: browser tests never skip silently.
+func requireBrowser(t *testing.T) {
 	t.Helper()
 	if browserErr != nil {
 		t.Fatal(browserErr)
 	}
+}
+
+// newTab opens a tab for the test (see requireBrowser).
+func newTab(t *testing.T, env *testenv.Env) *tab {
+	t.Helper()
+	requireBrowser(t)
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	counter, _ := shotCounters.LoadOrStore(t.Name(), new(atomic.Int32))
 	tb := &tab{t: t, env: env, ctx: ctx, name: screenshotPrefix(t.Name()), shots: counter.(*atomic.Int32)}

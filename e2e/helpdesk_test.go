@@ -19,6 +19,7 @@ var digitsRe = regexp.MustCompile(`^\d{6,10}$`)
 // types it into the page still open. Every console screen is checked too.
 func TestHelpdeskResetCode(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t, testenv.RequireMFA)
 	u := testldap.Alice
 

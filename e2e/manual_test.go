@@ -16,6 +16,7 @@ import (
 // Japanese-first order by page.)
 func TestManualBilingualLayout(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	e := testenv.New(t) // optional enrollment: Bob signs in without a factor
 	const addr = "bob.layout@example.net"
 	tb := newTab(t, e)

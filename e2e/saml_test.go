@@ -122,6 +122,7 @@ func newRSAKey(t *testing.T) tlsKey {
 // under the page's own CSP) and the SP validates it.
 func TestSAMLLogin(t *testing.T) {
 	t.Parallel()
+	requireBrowser(t)
 	sp, spKey := newTestSP(t)
 	entityID := sp.srv.URL + "/metadata"
 	mdFile := filepath.Join(t.TempDir(), "sp.xml")
