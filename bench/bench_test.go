@@ -13,8 +13,8 @@ import (
 
 // TestSmoke runs the whole harness briefly: a real slapd, the SMTP sink and
 // `idp serve` built from this tree, a few users enrolled through the pages,
-// and every scenario the IdP supports for a second each, with no errors
-// (the OIDC ones once the provider is wired into idp serve).
+// and every scenario (password logins, OIDC with RS256 and ES256 keys,
+// refresh, SAML) for a second each, with no errors.
 // It proves the machinery, not the speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -29,13 +29,18 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), log.String())
 	}
 	table := out.String()
-	for _, name := range []string{"login-trusted", "login-email", "saml"} {
-		row := regexp.MustCompile(`(?m)^\s*` + name + `\s+-\s+([0-9.]+)\s+\S+\s+\S+\s+(\d+)\s`).FindStringSubmatch(table)
+	rows := []struct{ scenario, alg string }{
+		{"login-trusted", "-"}, {"login-email", "-"}, {"saml", "-"},
+		{"oidc-trusted", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
+		{"oidc-trusted", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
+	}
+	for _, r := range rows {
+		row := regexp.MustCompile(`(?m)^\s*` + r.scenario + `\s+` + r.alg + `\s+([0-9.]+)\s+\S+\s+\S+\s+(\d+)\s`).FindStringSubmatch(table)
 		if row == nil {
-			t.Fatalf("no row for %s in:\n%s", name, table)
+			t.Fatalf("no row for %s/%s in:\n%s", r.scenario, r.alg, table)
 		}
 		if row[1] == "0.0" || row[2] != "0" {
-			t.Errorf("%s: %s logins/s with %s errors, want some logins and no errors:\n%s", name, row[1], row[2], table)
+			t.Errorf("%s/%s: %s logins/s with %s errors, want some logins and no errors:\n%s", r.scenario, r.alg, row[1], row[2], table)
 		}
 	}
 	if !strings.Contains(log.String(), "enrolled 6 users") {

@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
@@ -281,7 +284,7 @@ oidc:
   clients:
     - id: %s
       name: "Benchmark RP"
-      secret: %s
+      secret_hash: %s
       redirect_uris: [%s]
       scopes: [openid, profile, email, groups, offline_access]
 `,
@@ -290,9 +293,19 @@ oidc:
 		q(filepath.Join(dir, "idp.db")), q(secretKey),
 		q(mailFrom), q(ms.Host()), ms.Port(),
 		q(o.logLevel), q(o.alg),
-		q(clientID), q(clientSecret), q(redirectURI))
+		q(clientID), q(clientSecretHash()), q(redirectURI))
 	return b.String()
 }
+
+// clientSecretHash is the bcrypt hash of the client secret, registered as
+// production configs do (secret_hash, not the secret itself).
+var clientSecretHash = sync.OnceValue(func() string {
+	h, err := bcrypt.GenerateFromPassword([]byte(clientSecret), 10)
+	if err != nil {
+		panic(err) // only for a cost out of range
+	}
+	return string(h)
+})
 
 // samlConfig is the saml section: the IdP's signing key from files and the
 // bench's SP registered from a metadata file.
