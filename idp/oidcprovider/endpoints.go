@@ -281,8 +281,8 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	acrs := []string{p.cfg.OIDC.ACR.Password, p.cfg.OIDC.ACR.MFA}
-	for _, m := range config.OIDCFactorMethods {
-		if v, ok := p.cfg.OIDC.ACR.Methods[m]; ok && !slices.Contains(acrs, v) {
+	for _, v := range p.cfg.OIDC.ACR.Methods.Values() {
+		if !slices.Contains(acrs, v) {
 			acrs = append(acrs, v)
 		}
 	}

@@ -233,7 +233,7 @@ func TestPerMethodACR(t *testing.T) {
 	const emailACR, appACR = "urn:example:acr:email-otp", "urn:example:acr:app"
 	e := newEnv(t, func(c *config.Config) {
 		c.MFA.Enrollment = config.EnrollmentOptional
-		c.OIDC.ACR.Methods = map[string]string{"email_otp": emailACR, "totp": appACR}
+		c.OIDC.ACR.Methods = config.OIDCACRMethods{EmailOTP: emailACR, TOTP: appACR}
 	})
 	web := e.rp("web")
 	alice := testldap.Alice

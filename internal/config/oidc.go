@@ -100,13 +100,35 @@ type OIDCACR struct {
 	MFA string `yaml:"mfa"`
 	// Methods optionally gives a login through one particular factor its
 	// own acr, e.g. a higher assurance for the authenticator app than for
-	// mailed codes. Keys: email_otp, totp, recovery_code, trusted_browser.
-	// A method not listed asserts MFA.
-	Methods map[string]string `yaml:"methods"`
+	// mailed codes. A method left empty asserts MFA.
+	Methods OIDCACRMethods `yaml:"methods"`
 }
 
-// OIDCFactorMethods are the keys oidc.acr.methods accepts.
-var OIDCFactorMethods = []string{"email_otp", "totp", "recovery_code", "trusted_browser"}
+// OIDCACRMethods are per-factor acr values; the field names follow the
+// factor methods the login core reports.
+type OIDCACRMethods struct {
+	EmailOTP       string `yaml:"email_otp"`
+	TOTP           string `yaml:"totp"`
+	RecoveryCode   string `yaml:"recovery_code"`
+	TrustedBrowser string `yaml:"trusted_browser"`
+}
+
+// byMethod lists the configured values by factor method.
+func (m OIDCACRMethods) byMethod() map[string]string {
+	out := map[string]string{}
+	for k, v := range map[string]string{"email_otp": m.EmailOTP, "totp": m.TOTP,
+		"recovery_code": m.RecoveryCode, "trusted_browser": m.TrustedBrowser} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Values returns the configured per-method acr values, sorted.
+func (m OIDCACRMethods) Values() []string {
+	return slices.Sorted(maps.Values(m.byMethod()))
+}
 
 // For returns the acr of a login: Password without a second factor, else
 // the method's own value or MFA.
@@ -114,7 +136,7 @@ func (a OIDCACR) For(mfa bool, method string) string {
 	if !mfa {
 		return a.Password
 	}
-	if v, ok := a.Methods[method]; ok {
+	if v, ok := a.Methods.byMethod()[method]; ok {
 		return v
 	}
 	return a.MFA
@@ -123,15 +145,7 @@ func (a OIDCACR) For(mfa bool, method string) string {
 // Demands reports whether an acr value asked for by a relying party
 // requires a second factor.
 func (a OIDCACR) Demands(acr string) bool {
-	if acr == a.MFA || acr == OIDCACRREFEDSMFA {
-		return true
-	}
-	for _, v := range a.Methods {
-		if acr == v {
-			return true
-		}
-	}
-	return false
+	return acr == a.MFA || acr == OIDCACRREFEDSMFA || slices.Contains(a.Methods.Values(), acr)
 }
 
 // OIDCClaim maps one claim to where its value comes from and the scope
@@ -345,12 +359,11 @@ func (a OIDCACR) validate(v *validator, p string) {
 	if a.Password != "" && a.Password == a.MFA {
 		v.add(p+".mfa", "must differ from oidc.acr.password, or relying parties cannot tell an MFA login")
 	}
-	for _, method := range slices.Sorted(maps.Keys(a.Methods)) {
-		value := a.Methods[method]
+	methods := a.Methods.byMethod()
+	for _, method := range slices.Sorted(maps.Keys(methods)) {
+		value := methods[method]
 		key := p + ".methods." + method
 		switch {
-		case !slices.Contains(OIDCFactorMethods, method):
-			v.add(key, "unknown factor method (use one of %s)", strings.Join(OIDCFactorMethods, ", "))
 		case !scopeToken.MatchString(value):
 			v.add(key, "must be one token without spaces or quotes, such as a URI (got %q)", value)
 		case value == a.Password:

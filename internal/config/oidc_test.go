@@ -224,7 +224,7 @@ oidc:
 }
 
 func TestOIDCACRMethods(t *testing.T) {
-	acr := OIDCACR{Password: "urn:pwd", MFA: "urn:mfa", Methods: map[string]string{"totp": "urn:app"}}
+	acr := OIDCACR{Password: "urn:pwd", MFA: "urn:mfa", Methods: OIDCACRMethods{TOTP: "urn:app"}}
 	for _, tc := range []struct {
 		mfa    bool
 		method string
@@ -242,11 +242,11 @@ func TestOIDCACRMethods(t *testing.T) {
 		}
 	}
 	c := Default()
-	c.OIDC.ACR.Methods = map[string]string{"sms": "urn:x", "totp": c.OIDC.ACR.Password}
+	c.OIDC.ACR.Methods = OIDCACRMethods{EmailOTP: "has space", TOTP: c.OIDC.ACR.Password}
 	v := &validator{}
 	c.OIDC.ACR.validate(v, "oidc.acr")
 	msgs := fmt.Sprint(v.errs)
-	for _, want := range []string{"oidc.acr.methods.sms", "oidc.acr.methods.totp"} {
+	for _, want := range []string{"oidc.acr.methods.email_otp", "oidc.acr.methods.totp"} {
 		if !strings.Contains(msgs, want) {
 			t.Errorf("validation lacks %s: %s", want, msgs)
 		}
