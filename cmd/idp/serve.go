@@ -45,6 +45,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	logger := newLogger(cfg.Log, stderr)
+	// Libraries that log through slog's default (zitadel/oidc) then write
+	// the same JSON lines as the IdP.
+	slog.SetDefault(logger)
 	for _, w := range cfg.Warnings() {
 		logger.Warn("config warning", "warning", w)
 	}
