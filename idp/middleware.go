@@ -24,6 +24,7 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxClientIP
+	ctxRequestState // *requestState
 )
 
 // requestID returns the ID given to the request by requestContext.
@@ -52,6 +53,7 @@ func (a *App) requestContext(next http.Handler) http.Handler {
 		ip := a.remoteIP(r)
 		ctx := context.WithValue(r.Context(), ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxClientIP, ip)
+		ctx = context.WithValue(ctx, ctxRequestState, &requestState{})
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		rec.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(rec, r.WithContext(ctx))

@@ -152,7 +152,7 @@ func (a *App) signIn(ctx context.Context, u *ldapstore.User) error {
 			a.sessions.Put(ctx, sessBinding, binding)
 		}
 	}
-	if err := a.sessions.RenewToken(ctx); err != nil {
+	if err := a.renewAndBind(ctx, u.ID); err != nil {
 		return err
 	}
 	now := a.now()
@@ -169,8 +169,35 @@ func (a *App) signIn(ctx context.Context, u *ldapstore.User) error {
 	a.sessions.Put(ctx, sessCSRF, randomToken(32))
 	a.sessions.Put(ctx, sessCreated, now.UnixNano())
 	a.sessions.Put(ctx, sessSeen, now.UnixNano())
-	if err := a.store.BindSessionUser(ctx, hashSessionToken(a.sessions.Token(ctx)), u.ID); err != nil {
+	return nil
+}
+
+// requestState is what one request remembers between the handlers it runs.
+type requestState struct {
+	// renewedFor is the user the session token renewed in this request was
+	// bound to ("" until a renewal).
+	renewedFor string
+}
+
+// renewAndBind gives the session a new token (a privilege change) and
+// binds the token to userID, so DeleteUserSessions can end it. It does so
+// once per request and user: a password login that a trusted browser
+// completes changes privilege twice in one POST, and a second token that
+// no one has seen yet protects nothing and costs a session delete and a
+// binding write.
+func (a *App) renewAndBind(ctx context.Context, userID string) error {
+	rs, _ := ctx.Value(ctxRequestState).(*requestState)
+	if rs != nil && rs.renewedFor == userID {
+		return nil
+	}
+	if err := a.sessions.RenewToken(ctx); err != nil {
 		return err
+	}
+	if err := a.store.BindSessionUser(ctx, hashSessionToken(a.sessions.Token(ctx)), userID); err != nil {
+		return err
+	}
+	if rs != nil {
+		rs.renewedFor = userID
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func (a *App) nextURL(ctx context.Context, tx *LoginTx) (string, error) {
 // recordFactor marks the second factor done in the session and transaction.
 // The session token is renewed: this is a privilege change.
 func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method string) error {
-	if err := a.sessions.RenewToken(ctx); err != nil {
+	if err := a.renewAndBind(ctx, userID); err != nil {
 		return err
 	}
 	now := a.now()
@@ -130,9 +130,6 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 	}
 	next.AMR = mergeAMR(st.AMR, amr)
 	a.sessions.Put(ctx, sessAuth, next)
-	if err := a.store.BindSessionUser(ctx, hashSessionToken(a.sessions.Token(ctx)), userID); err != nil {
-		return err
-	}
 	a.audit(ctx, "mfa_success", userID, map[string]string{"method": method})
 	a.observeFactor(method, "")
 	if tx != nil {
