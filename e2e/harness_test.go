@@ -381,6 +381,15 @@ func (tb *tab) screenshot(file string) {
 	}
 }
 
+// autofocusRace is Chromium's note that a page's autofocus was skipped
+// because the test had already focused a field (it types as soon as the
+// field exists, sometimes before the autofocus task runs). It says nothing
+// about the page, and comes and goes with the machine's load.
+func autofocusRace(m chromedp.ConsoleMessage) bool {
+	return m.Type == "info" && m.Source == "rendering" &&
+		strings.HasPrefix(m.Text, "Autofocus processing was blocked because a document already has a focused element")
+}
+
 // consoleProblems returns the console messages since the last check,
 // except the browser's note that the document itself answered with its
 // (separately checked) error status.
@@ -395,7 +404,7 @@ func (tb *tab) consoleProblems() []string {
 	tb.mu.Unlock()
 	var problems []string
 	for _, m := range fresh {
-		if tb.documentStatusNote(m) {
+		if tb.documentStatusNote(m) || autofocusRace(m) {
 			continue
 		}
 		problems = append(problems, fmt.Sprintf("console %s (%s) at %s: %s", m.Type, m.Source, m.URL, m.Text))
