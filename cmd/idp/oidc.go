@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/campusidp/campusidp/idp"
@@ -28,13 +29,15 @@ func withOIDCAttributes(lc ldapstore.Config, c config.OIDC) ldapstore.Config {
 			names = append(names, attr)
 		}
 	}
+	return withExtraAttributes(lc, names)
+}
+
+// withExtraAttributes adds names to the attributes the directory client
+// fetches at login, once each (attribute names ignore case).
+func withExtraAttributes(lc ldapstore.Config, names []string) ldapstore.Config {
 	extra := append([]string(nil), lc.Attributes.Extra...)
 	for _, name := range names {
-		known := false
-		for _, e := range extra {
-			known = known || strings.EqualFold(e, name)
-		}
-		if !known {
+		if !slices.ContainsFunc(extra, func(e string) bool { return strings.EqualFold(e, name) }) {
 			extra = append(extra, name)
 		}
 	}

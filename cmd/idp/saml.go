@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/samlprovider"
@@ -15,18 +14,7 @@ import (
 // withSAMLAttributes adds the directory attributes the SAML attribute
 // mapping reads to the ones the directory client fetches at login.
 func withSAMLAttributes(lc ldapstore.Config, c config.SAML) ldapstore.Config {
-	extra := append([]string(nil), lc.Attributes.Extra...)
-	for _, name := range c.DirectoryAttributes() {
-		known := false
-		for _, e := range extra {
-			known = known || strings.EqualFold(e, name)
-		}
-		if !known {
-			extra = append(extra, name)
-		}
-	}
-	lc.Attributes.Extra = extra
-	return lc
+	return withExtraAttributes(lc, c.DirectoryAttributes())
 }
 
 // newSAML mounts the SAML identity provider on app when it is enabled.
