@@ -70,12 +70,7 @@ func (a *App) BeginLogin(ctx context.Context, req AuthRequest) (string, error) {
 	if req.ReturnTo == "" || !isLocalPath(req.ReturnTo) {
 		return "", fmt.Errorf("idp: AuthRequest.ReturnTo must be a local path, got %q", req.ReturnTo)
 	}
-	binding := a.sessions.GetString(ctx, sessBinding)
-	if binding == "" {
-		binding = randomToken(32)
-		a.sessions.Put(ctx, sessBinding, binding)
-		a.markSessionStart(ctx)
-	}
+	binding := a.sessionBinding(ctx)
 	now := a.now()
 	tx := &LoginTx{
 		ID:      randomToken(24),

@@ -187,12 +187,16 @@ func (a *App) csrfProtect(next http.Handler) http.Handler {
 
 // csrfToken returns the session's form token, creating it (and so the
 // session) on first use.
-func (a *App) csrfToken(ctx context.Context) string {
-	tok := a.sessions.GetString(ctx, sessCSRF)
-	if tok == "" {
-		tok = randomToken(32)
-		a.sessions.Put(ctx, sessCSRF, tok)
+func (a *App) csrfToken(ctx context.Context) string { return a.sessionSecret(ctx, sessCSRF) }
+
+// sessionSecret returns a random value kept in the session under key,
+// creating it (and so the session) on first use.
+func (a *App) sessionSecret(ctx context.Context, key string) string {
+	v := a.sessions.GetString(ctx, key)
+	if v == "" {
+		v = randomToken(32)
+		a.sessions.Put(ctx, key, v)
 		a.markSessionStart(ctx)
 	}
-	return tok
+	return v
 }

@@ -162,15 +162,7 @@ func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 
 // sessionBinding returns the random value that ties codes and transactions
 // to this browser session.
-func (a *App) sessionBinding(ctx context.Context) string {
-	b := a.sessions.GetString(ctx, sessBinding)
-	if b == "" {
-		b = randomToken(32)
-		a.sessions.Put(ctx, sessBinding, b)
-		a.markSessionStart(ctx)
-	}
-	return b
-}
+func (a *App) sessionBinding(ctx context.Context) string { return a.sessionSecret(ctx, sessBinding) }
 
 func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
