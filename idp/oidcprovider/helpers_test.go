@@ -1,7 +1,6 @@
 package oidcprovider_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"html"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -29,6 +27,7 @@ import (
 	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/metrics"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -45,54 +44,18 @@ const (
 	mailWaitTime = 10 * time.Second
 )
 
-// clock is the settable clock shared by the app and the provider. It starts
-// at the wall clock so that token times and the RP library's checks agree.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 type env struct {
 	t       *testing.T
 	cfg     *config.Config
 	ldap    *testldap.Server
 	smtp    *testsmtp.Server
 	db      *store.DB
-	clock   *clock
+	clock   *testenv.Clock
 	app     *idp.App
 	prov    *oidcprovider.Provider
 	srv     *httptest.Server
 	issuer  string
-	logs    *syncBuffer
+	logs    *testenv.SyncBuffer
 	metrics *metrics.Metrics
 }
 
@@ -174,7 +137,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatalf("test config: %v", err)
 	}
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	lcfg := ls.Config()
 	lcfg.Attributes.Extra = cfg.LDAP.Attributes.Extra
@@ -195,7 +158,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Now()}
+	// The clock starts at the wall clock so that token times and the RP
+	// library's checks agree.
+	clk := testenv.NewClock(time.Now())
 	m := metrics.New()
 	app, err := idp.New(idp.Options{Config: &cfg, Directory: dir, Store: db, Sessions: db.SessionStore(), Now: clk.Now,
 		Logger: logger, Metrics: m, Mailer: idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
@@ -217,99 +182,27 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("idp log (last lines):\n%s", lastLines(logs.String(), 40))
+			t.Logf("idp log (last lines):\n%s", testenv.LastLines(logs.String(), 40))
 		}
 	})
 	return &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, prov: prov, srv: srv,
 		issuer: issuer, logs: logs, metrics: m}
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // ---- the browser ----
 
-// browser keeps cookies and does not follow redirects by itself.
+// browser is the shared test browser with this package's login steps.
 type browser struct {
-	t      *testing.T
-	e      *env
-	client *http.Client
+	*testenv.Browser
+	t *testing.T
+	e *env
 }
 
 func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: e.t, e: e, client: &http.Client{
-		Jar:           jar,
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	return &browser{Browser: testenv.NewBrowser(e.t, e.srv.URL), t: e.t, e: e}
 }
 
-type page struct {
-	status   int
-	body     string
-	location string
-	header   http.Header
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location"), header: resp.Header}
-}
-
-func (b *browser) abs(target string) string {
-	if strings.HasPrefix(target, "/") {
-		return b.e.srv.URL + target
-	}
-	return target
-}
-
-func (b *browser) get(target string) page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, b.abs(target), nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
-}
-
-func (b *browser) post(target string, form url.Values) page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.abs(target), strings.NewReader(form.Encode()))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-// follow goes through redirects within the IdP; it stops at a page or at a
-// redirect to another site (the relying party).
-func (b *browser) follow(p page) page {
-	b.t.Helper()
-	for i := 0; i < 15 && p.status >= 300 && p.status < 400; i++ {
-		loc, err := url.Parse(p.location)
-		if err != nil {
-			b.t.Fatalf("bad Location %q", p.location)
-		}
-		if loc.IsAbs() && !strings.HasPrefix(p.location, b.e.srv.URL) {
-			return p
-		}
-		p = b.get(loc.RequestURI())
-	}
-	return p
-}
+type page = testenv.Page
 
 var (
 	formRe   = regexp.MustCompile(`(?s)<form method="post" action="([^"]+)"[^>]*>(.*?)</form>`)
@@ -322,7 +215,7 @@ var (
 // fields plus fields.
 func (b *browser) submit(p page, action string, fields url.Values) page {
 	b.t.Helper()
-	for _, m := range formRe.FindAllStringSubmatch(p.body, -1) {
+	for _, m := range formRe.FindAllStringSubmatch(p.Body, -1) {
 		if html.UnescapeString(m[1]) != action {
 			continue
 		}
@@ -333,14 +226,14 @@ func (b *browser) submit(p page, action string, fields url.Values) page {
 		for k, v := range fields {
 			form[k] = v
 		}
-		return b.post(action, form)
+		return b.Post(action, form)
 	}
-	b.t.Fatalf("no form posting to %s on the page (status %d):\n%s", action, p.status, p.body)
+	b.t.Fatalf("no form posting to %s on the page (status %d):\n%s", action, p.Status, p.Body)
 	return page{}
 }
 
 func hasForm(p page, action string) bool {
-	for _, m := range formRe.FindAllStringSubmatch(p.body, -1) {
+	for _, m := range formRe.FindAllStringSubmatch(p.Body, -1) {
 		if html.UnescapeString(m[1]) == action {
 			return true
 		}
@@ -352,18 +245,18 @@ func hasForm(p page, action string) bool {
 func (b *browser) password(p page, u testldap.User) page {
 	b.t.Helper()
 	if !hasForm(p, "/login") {
-		b.t.Fatalf("expected the login form, got status %d:\n%s", p.status, p.body)
+		b.t.Fatalf("expected the login form, got status %d:\n%s", p.Status, p.Body)
 	}
-	return b.follow(b.submit(p, "/login", url.Values{"username": {u.ID}, "password": {u.Password}}))
+	return b.Follow(b.submit(p, "/login", url.Values{"username": {u.ID}, "password": {u.Password}}))
 }
 
 // mailedCode submits the code mailed to addr on the MFA page p.
 func (b *browser) mailedCode(p page, addr string) page {
 	b.t.Helper()
 	if !hasForm(p, "/mfa/verify") {
-		b.t.Fatalf("expected the MFA page, got status %d:\n%s", p.status, p.body)
+		b.t.Fatalf("expected the MFA page, got status %d:\n%s", p.Status, p.Body)
 	}
-	return b.follow(b.submit(p, "/mfa/verify", url.Values{"code": {b.e.codeFrom(addr)}}))
+	return b.Follow(b.submit(p, "/mfa/verify", url.Values{"code": {b.e.codeFrom(addr)}}))
 }
 
 // enroll registers addr on the enrollment page p, confirms the mailed code
@@ -371,17 +264,17 @@ func (b *browser) mailedCode(p page, addr string) page {
 func (b *browser) enroll(p page, addr string) page {
 	b.t.Helper()
 	if !hasForm(p, "/user/otp/email/send") {
-		b.t.Fatalf("expected the enrollment page, got status %d:\n%s", p.status, p.body)
+		b.t.Fatalf("expected the enrollment page, got status %d:\n%s", p.Status, p.Body)
 	}
 	before := b.e.mailCount(addr)
-	p = b.follow(b.submit(p, "/user/otp/email/send", url.Values{"address": {addr}}))
+	p = b.Follow(b.submit(p, "/user/otp/email/send", url.Values{"address": {addr}}))
 	b.e.waitMails(addr, before+1)
-	p = b.follow(b.submit(p, "/user/otp/email/confirm", url.Values{"code": {b.e.codeFrom(addr)}}))
-	m := buttonRe.FindStringSubmatch(p.body)
+	p = b.Follow(b.submit(p, "/user/otp/email/confirm", url.Values{"code": {b.e.codeFrom(addr)}}))
+	m := buttonRe.FindStringSubmatch(p.Body)
 	if m == nil {
-		b.t.Fatalf("no way on after the enrollment (status %d):\n%s", p.status, p.body)
+		b.t.Fatalf("no way on after the enrollment (status %d):\n%s", p.Status, p.Body)
 	}
-	return b.follow(b.get(html.UnescapeString(m[1])))
+	return b.Follow(b.Get(html.UnescapeString(m[1])))
 }
 
 var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
@@ -393,7 +286,7 @@ func (e *env) codeFrom(addr string) string {
 	for time.Now().Before(deadline) {
 		msgs := e.smtp.Messages()
 		for i := len(msgs) - 1; i >= 0; i-- {
-			if msgs[i].Subject == otpSubject && mailedTo(msgs[i].To, addr) {
+			if msgs[i].Subject == otpSubject && testenv.HasAddr(msgs[i].To, addr) {
 				if m := codeRe.FindStringSubmatch(msgs[i].Text); m != nil {
 					return m[1]
 				}
@@ -409,7 +302,7 @@ func (e *env) codeFrom(addr string) string {
 func (e *env) mailCount(addr string) int {
 	n := 0
 	for _, m := range e.smtp.Messages() {
-		if m.Subject == otpSubject && mailedTo(m.To, addr) {
+		if m.Subject == otpSubject && testenv.HasAddr(m.To, addr) {
 			n++
 		}
 	}
@@ -425,15 +318,6 @@ func (e *env) waitMails(addr string, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func mailedTo(list []string, addr string) bool {
-	for _, a := range list {
-		if strings.EqualFold(strings.Trim(a, "<>"), addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // ---- the relying party ----
@@ -516,12 +400,12 @@ func (r *rp) answer(p page) url.Values {
 	r.t.Helper()
 	target := ""
 	switch {
-	case p.status == http.StatusFound || p.status == http.StatusSeeOther:
-		target = p.location
-	case p.status == http.StatusOK && refresh.MatchString(p.body):
-		target = html.UnescapeString(refresh.FindStringSubmatch(p.body)[1])
+	case p.Status == http.StatusFound || p.Status == http.StatusSeeOther:
+		target = p.Location
+	case p.Status == http.StatusOK && refresh.MatchString(p.Body):
+		target = html.UnescapeString(refresh.FindStringSubmatch(p.Body)[1])
 	default:
-		r.t.Fatalf("the browser is not sent to the relying party (status %d, Location %q):\n%s", p.status, p.location, p.body)
+		r.t.Fatalf("the browser is not sent to the relying party (status %d, Location %q):\n%s", p.Status, p.Location, p.Body)
 	}
 	if !strings.HasPrefix(target, r.redirect+"?") {
 		r.t.Fatalf("sent to %q, want the redirect URI %s", target, r.redirect)
@@ -642,7 +526,7 @@ func oauthError(err error) string {
 func (b *browser) login(r *rp, u testldap.User, opts ...oauth2.AuthCodeOption) (*oauth2.Token, *flow) {
 	b.t.Helper()
 	f := r.start(opts...)
-	p := b.follow(b.get(f.url))
+	p := b.Follow(b.Get(f.url))
 	if hasForm(p, "/login") {
 		p = b.password(p, u)
 	}

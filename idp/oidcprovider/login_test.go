@@ -26,7 +26,7 @@ func TestRelyingPartyLoginWithEmailOTP(t *testing.T) {
 	t.Run("first login enrolls the mailed code", func(t *testing.T) {
 		b := e.browser()
 		f := web.start()
-		p := b.follow(b.get(f.url))
+		p := b.Follow(b.Get(f.url))
 		p = b.password(p, alice)
 		p = b.enroll(p, addr)
 		tok := web.mustExchange(web.codeFrom(p, f), f)
@@ -44,12 +44,12 @@ func TestRelyingPartyLoginWithEmailOTP(t *testing.T) {
 	t.Run("login with the mailed code", func(t *testing.T) {
 		b := e.browser()
 		f := web.start()
-		p := b.follow(b.get(f.url))
+		p := b.Follow(b.Get(f.url))
 		p = b.password(p, alice)
 		p = b.mailedCode(p, addr)
 		code := web.codeFrom(p, f)
-		if p.status != http.StatusOK {
-			t.Errorf("the hop back after the login form is status %d, want the continue page", p.status)
+		if p.Status != http.StatusOK {
+			t.Errorf("the hop back after the login form is status %d, want the continue page", p.Status)
 		}
 		tok := web.mustExchange(code, f)
 		idt, c := web.verify(tok, f)
@@ -156,9 +156,9 @@ func TestStepUpToMFA(t *testing.T) {
 			}
 			client := e.rp(tt.client)
 			f := client.start(tt.opts...)
-			p := b.follow(b.get(f.url))
-			if p.location != "" || hasForm(p, "/login") {
-				t.Fatalf("the password-only session was not stepped up (status %d, Location %q)", p.status, p.location)
+			p := b.Follow(b.Get(f.url))
+			if p.Location != "" || hasForm(p, "/login") {
+				t.Fatalf("the password-only session was not stepped up (status %d, Location %q)", p.Status, p.Location)
 			}
 			// The user has no factor yet: the step is to register one.
 			p = b.enroll(p, tt.addr)
@@ -178,19 +178,19 @@ func TestLoginBoundToBrowser(t *testing.T) {
 	web := e.rp("web")
 	a, other := e.browser(), e.browser()
 	f := web.start()
-	p := a.get(f.url)
-	if !strings.HasPrefix(p.location, "/login?tx=") {
-		t.Fatalf("authorize did not start a login: %d %q", p.status, p.location)
+	p := a.Get(f.url)
+	if !strings.HasPrefix(p.Location, "/login?tx=") {
+		t.Fatalf("authorize did not start a login: %d %q", p.Status, p.Location)
 	}
 	// The other browser opens the same login link and signs in: it gets a
 	// login of its own, to the user's page, never the client's code.
-	q := other.follow(other.get(p.location))
+	q := other.Follow(other.Get(p.Location))
 	q = other.password(q, testldap.Bob)
-	if q.status != http.StatusOK || refresh.MatchString(q.body) || !strings.Contains(q.body, testldap.Bob.DisplayName) {
-		t.Fatalf("the other browser did not end on its own page: %d %q\n%s", q.status, q.location, q.body)
+	if q.Status != http.StatusOK || refresh.MatchString(q.Body) || !strings.Contains(q.Body, testldap.Bob.DisplayName) {
+		t.Fatalf("the other browser did not end on its own page: %d %q\n%s", q.Status, q.Location, q.Body)
 	}
 	// The first browser still finishes its own request.
-	p = a.password(a.follow(p), testldap.Alice)
+	p = a.password(a.Follow(p), testldap.Alice)
 	tok := web.mustExchange(web.codeFrom(p, f), f)
 	if idt, _ := web.verify(tok, f); idt.Subject != testldap.Alice.ID {
 		t.Fatalf("sub = %q, want alice", idt.Subject)
@@ -204,24 +204,24 @@ func TestPasswordOnlySessionGetsNoCode(t *testing.T) {
 	web := e.rp("web")
 	b := e.browser()
 	f := web.start()
-	p := b.get(f.url)
-	txID := strings.TrimPrefix(p.location, "/login?tx=")
-	p = b.password(b.follow(p), testldap.Alice)
+	p := b.Get(f.url)
+	txID := strings.TrimPrefix(p.Location, "/login?tx=")
+	p = b.password(b.Follow(p), testldap.Alice)
 	if !hasForm(p, "/user/otp/email/send") {
-		t.Fatalf("expected the enrollment step, got %d", p.status)
+		t.Fatalf("expected the enrollment step, got %d", p.Status)
 	}
 	// An unknown or forged request ID at the callback is an error page.
-	if p := b.get("/authorize/callback?id=forged"); p.status != http.StatusGone || p.location != "" {
-		t.Fatalf("callback with a forged ID: %d %q", p.status, p.location)
+	if p := b.Get("/authorize/callback?id=forged"); p.Status != http.StatusGone || p.Location != "" {
+		t.Fatalf("callback with a forged ID: %d %q", p.Status, p.Location)
 	}
 	// Jumping to the end of the login goes back to the missing step.
-	p = b.get(e.returnTo(txID))
-	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/login?tx=") {
-		t.Fatalf("callback of an incomplete login: %d %q", p.status, p.location)
+	p = b.Get(e.returnTo(txID))
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, "/login?tx=") {
+		t.Fatalf("callback of an incomplete login: %d %q", p.Status, p.Location)
 	}
 	// prompt=none finds no satisfying session either.
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
-	if q := web.answer(b.get(f.url)); q.Get("error") != "login_required" || q.Get("code") != "" {
+	if q := web.answer(b.Get(f.url)); q.Get("error") != "login_required" || q.Get("code") != "" {
 		t.Fatalf("prompt=none with a password-only session: %v", q)
 	}
 }
@@ -242,7 +242,7 @@ func TestPerMethodACR(t *testing.T) {
 	// A password-only session is stepped up when the RP asks for a method's acr.
 	b := e.browser()
 	f := web.start(oauth2.SetAuthURLParam("acr_values", appACR))
-	p := b.password(b.follow(b.get(f.url)), alice)
+	p := b.password(b.Follow(b.Get(f.url)), alice)
 	p = b.enroll(p, addr)
 	_, c := web.verify(web.mustExchange(web.codeFrom(p, f), f), f)
 	if c.ACR != emailACR {

@@ -166,10 +166,10 @@ func TestAuthorizationRequestErrors(t *testing.T) {
 			q := base()
 			state := q.Get("state")
 			tt.mutate(q)
-			p := b.get("/authorize?" + q.Encode())
+			p := b.Get("/authorize?" + q.Encode())
 			if tt.wantPage {
-				if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "The request is not valid") {
-					t.Fatalf("want a 400 error page, got %d Location %q:\n%s", p.status, p.location, p.body)
+				if p.Status != http.StatusBadRequest || p.Location != "" || !strings.Contains(p.Body, "The request is not valid") {
+					t.Fatalf("want a 400 error page, got %d Location %q:\n%s", p.Status, p.Location, p.Body)
 				}
 				return
 			}
@@ -186,11 +186,11 @@ func TestAuthorizationRequestErrors(t *testing.T) {
 	t.Run("authorization request by POST", func(t *testing.T) {
 		f := web.start()
 		u, _ := url.Parse(f.url)
-		p := b.post("/authorize", u.Query())
-		if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/authorize?") {
-			t.Fatalf("POST /authorize: %d %q", p.status, p.location)
+		p := b.Post("/authorize", u.Query())
+		if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, "/authorize?") {
+			t.Fatalf("POST /authorize: %d %q", p.Status, p.Location)
 		}
-		p = b.follow(p)
+		p = b.Follow(p)
 		p = b.password(p, testldap.Alice)
 		tok := web.mustExchange(web.codeFrom(p, f), f)
 		web.verify(tok, f)
@@ -200,8 +200,8 @@ func TestAuthorizationRequestErrors(t *testing.T) {
 // answerAny returns the query or fragment of the answer at the redirect URI.
 func (r *rp) answerAny(p page) url.Values {
 	r.t.Helper()
-	if p.status == http.StatusFound && strings.HasPrefix(p.location, r.redirect+"#") {
-		u, err := url.Parse(p.location)
+	if p.Status == http.StatusFound && strings.HasPrefix(p.Location, r.redirect+"#") {
+		u, err := url.Parse(p.Location)
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
 	b := e.browser()
 	f := web.start()
-	code := web.codeFrom(b.password(b.follow(b.get(f.url)), testldap.Alice), f)
+	code := web.codeFrom(b.password(b.Follow(b.Get(f.url)), testldap.Alice), f)
 	tok := web.mustExchange(code, f)
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token for offline_access")
@@ -259,7 +259,7 @@ func TestCodeExpires(t *testing.T) {
 	web := e.rp("web")
 	b := e.browser()
 	f := web.start()
-	code := web.codeFrom(b.password(b.follow(b.get(f.url)), testldap.Alice), f)
+	code := web.codeFrom(b.password(b.Follow(b.Get(f.url)), testldap.Alice), f)
 	e.clock.Advance(e.cfg.OIDC.CodeLifetime)
 	if _, err := web.exchange(code, f); oauthError(err) != "invalid_grant" {
 		t.Fatalf("expired code: %v, want invalid_grant", err)
@@ -275,7 +275,7 @@ func TestPromptNone(t *testing.T) {
 	none := oauth2.SetAuthURLParam("prompt", "none")
 
 	f := web.start(none)
-	q := web.answer(b.get(f.url))
+	q := web.answer(b.Get(f.url))
 	if q.Get("error") != "login_required" || q.Get("state") != f.state {
 		t.Fatalf("prompt=none without a session: %v", q)
 	}
@@ -283,9 +283,9 @@ func TestPromptNone(t *testing.T) {
 	first, _ := b.login(web, testldap.Alice)
 	_, c1 := web.verify(first, nil)
 	f = web.start(none)
-	p := b.get(f.url)
-	if p.status != http.StatusFound {
-		t.Fatalf("prompt=none with a session: status %d, want a direct redirect", p.status)
+	p := b.Get(f.url)
+	if p.Status != http.StatusFound {
+		t.Fatalf("prompt=none with a session: status %d, want a direct redirect", p.Status)
 	}
 	tok := web.mustExchange(web.codeFrom(p, f), f)
 	idt, c2 := web.verify(tok, f)
@@ -297,13 +297,13 @@ func TestPromptNone(t *testing.T) {
 	// the answer is silent; another user's is refused.
 	hint := oauth2.SetAuthURLParam("id_token_hint", first.Extra("id_token").(string))
 	f = web.start(none, hint)
-	if q := web.answer(b.get(f.url)); q.Get("code") == "" {
+	if q := web.answer(b.Get(f.url)); q.Get("code") == "" {
 		t.Fatalf("prompt=none with the user's own id_token_hint: %v", q)
 	}
 	other := e.browser()
 	other.login(web, testldap.Bob)
 	f = web.start(none, hint)
-	if q := web.answer(other.get(f.url)); q.Get("error") != "login_required" {
+	if q := web.answer(other.Get(f.url)); q.Get("error") != "login_required" {
 		t.Fatalf("prompt=none with another user's id_token_hint: %v", q)
 	}
 }
@@ -319,15 +319,15 @@ func TestPromptLogin(t *testing.T) {
 
 	// Without prompt, the session answers (SSO) without a page.
 	f := web.start()
-	if p := b.get(f.url); p.status != http.StatusFound || !strings.HasPrefix(p.location, web.redirect) {
-		t.Fatalf("SSO: status %d Location %q", p.status, p.location)
+	if p := b.Get(f.url); p.Status != http.StatusFound || !strings.HasPrefix(p.Location, web.redirect) {
+		t.Fatalf("SSO: status %d Location %q", p.Status, p.Location)
 	}
 
 	e.clock.Advance(3 * time.Second)
 	f = web.start(oauth2.SetAuthURLParam("prompt", "login"))
-	p := b.follow(b.get(f.url))
+	p := b.Follow(b.Get(f.url))
 	if !hasForm(p, "/login") {
-		t.Fatalf("prompt=login did not show the login form: %d", p.status)
+		t.Fatalf("prompt=login did not show the login form: %d", p.Status)
 	}
 	tok := web.mustExchange(web.codeFrom(b.password(p, testldap.Alice), f), f)
 	_, c2 := web.verify(tok, f)
@@ -346,15 +346,15 @@ func TestMaxAge(t *testing.T) {
 	_, c1 := web.verify(first, nil)
 
 	f := web.start(oauth2.SetAuthURLParam("max_age", "10000"))
-	if p := b.get(f.url); p.status != http.StatusFound {
-		t.Fatalf("max_age=10000 with a fresh login: status %d, want SSO", p.status)
+	if p := b.Get(f.url); p.Status != http.StatusFound {
+		t.Fatalf("max_age=10000 with a fresh login: status %d, want SSO", p.Status)
 	}
 
 	e.clock.Advance(2 * time.Second)
 	f = web.start(oauth2.SetAuthURLParam("max_age", "1"))
-	p := b.follow(b.get(f.url))
+	p := b.Follow(b.Get(f.url))
 	if !hasForm(p, "/login") {
-		t.Fatalf("max_age=1 two seconds after the login did not ask again: %d", p.status)
+		t.Fatalf("max_age=1 two seconds after the login did not ask again: %d", p.Status)
 	}
 	tok := web.mustExchange(web.codeFrom(b.password(p, testldap.Alice), f), f)
 	_, c2 := web.verify(tok, f)
@@ -527,7 +527,7 @@ func TestClientAuthentication(t *testing.T) {
 			r := e.rp(tt.client)
 			r.conf.Scopes = []string{"openid", "profile"}
 			f := r.start()
-			code := r.codeFrom(b.get(f.url), f)
+			code := r.codeFrom(b.Get(f.url), f)
 			if tt.mutate != nil {
 				tt.mutate(r)
 			}
@@ -558,7 +558,7 @@ func TestCodeBoundToClientAndRedirectURI(t *testing.T) {
 	b.login(web, testldap.Alice)
 
 	f := web.start()
-	code := web.codeFrom(b.get(f.url), f)
+	code := web.codeFrom(b.Get(f.url), f)
 	post.conf.RedirectURL = web.redirect
 	if _, err := post.exchange(code, f); oauthError(err) != "invalid_grant" {
 		t.Fatalf("another client redeemed the code: %v", err)
@@ -567,7 +567,7 @@ func TestCodeBoundToClientAndRedirectURI(t *testing.T) {
 	web.verify(web.mustExchange(code, f), f)
 
 	f = web.start()
-	code = web.codeFrom(b.get(f.url), f)
+	code = web.codeFrom(b.Get(f.url), f)
 	web.conf.RedirectURL = rpBase + "/web/other"
 	if _, err := web.exchange(code, f); oauthError(err) != "invalid_grant" {
 		t.Fatalf("code redeemed with another redirect_uri: %v", err)
@@ -591,7 +591,7 @@ func TestPKCEVerifier(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := web.start()
-			code := web.codeFrom(b.get(f.url), f)
+			code := web.codeFrom(b.Get(f.url), f)
 			var opts []oauth2.AuthCodeOption
 			if tt.verifier != "" {
 				opts = append(opts, oauth2.VerifierOption(tt.verifier))

@@ -275,37 +275,37 @@ func TestEndSession(t *testing.T) {
 	rawID := tok.Extra("id_token").(string)
 
 	bad := url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {rpBase + "/evil"}}
-	if p := b.get("/end_session?" + bad.Encode()); p.status == http.StatusFound {
-		t.Fatalf("logout redirected to an unregistered URI: %q", p.location)
+	if p := b.Get("/end_session?" + bad.Encode()); p.Status == http.StatusFound {
+		t.Fatalf("logout redirected to an unregistered URI: %q", p.Location)
 	}
 	// The session survived the refused request.
 	f := web.start(oauth2.SetAuthURLParam("prompt", "none"))
-	if q := web.answer(b.get(f.url)); q.Get("code") == "" {
+	if q := web.answer(b.Get(f.url)); q.Get("code") == "" {
 		t.Fatalf("session lost by a refused logout: %v", q)
 	}
 
 	good := url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {rpBase + "/web/bye"}, "state": {"s1"}}
-	p := b.get("/end_session?" + good.Encode())
-	if p.status != http.StatusFound || p.location != rpBase+"/web/bye?state=s1" {
-		t.Fatalf("logout: %d %q", p.status, p.location)
+	p := b.Get("/end_session?" + good.Encode())
+	if p.Status != http.StatusFound || p.Location != rpBase+"/web/bye?state=s1" {
+		t.Fatalf("logout: %d %q", p.Status, p.Location)
 	}
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
-	if q := web.answer(b.get(f.url)); q.Get("error") != "login_required" {
+	if q := web.answer(b.Get(f.url)); q.Get("error") != "login_required" {
 		t.Fatalf("the IdP session outlived the logout: %v", q)
 	}
 
 	// Without a client, the browser lands on the IdP's own logged-out page.
 	b.login(web, testldap.Alice)
-	p = b.post("/end_session", url.Values{})
-	if p.status != http.StatusSeeOther {
-		t.Fatalf("POST end_session: %d", p.status)
+	p = b.Post("/end_session", url.Values{})
+	if p.Status != http.StatusSeeOther {
+		t.Fatalf("POST end_session: %d", p.Status)
 	}
-	p = b.get(p.location)
-	if p.status != http.StatusFound || !strings.HasSuffix(p.location, "/logout") {
-		t.Fatalf("logout without a client: %d %q", p.status, p.location)
+	p = b.Get(p.Location)
+	if p.Status != http.StatusFound || !strings.HasSuffix(p.Location, "/logout") {
+		t.Fatalf("logout without a client: %d %q", p.Status, p.Location)
 	}
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
-	if q := web.answer(b.get(f.url)); q.Get("error") != "login_required" {
+	if q := web.answer(b.Get(f.url)); q.Get("error") != "login_required" {
 		t.Fatalf("the IdP session outlived the POSTed logout: %v", q)
 	}
 }
