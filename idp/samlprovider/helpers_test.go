@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -37,6 +36,7 @@ import (
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -96,24 +96,6 @@ func testKey(t testing.TB, i int) keyPair {
 		}
 	})
 	return testKeys[i]
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // spSite describes a test SP: its identity, endpoints and keys.
@@ -182,7 +164,7 @@ type env struct {
 	app   *idp.App
 	prov  *samlprovider.Provider
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 	dir   string
 	sites map[string]spSite
 }
@@ -254,7 +236,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, ldap: ls, dir: t.TempDir(), sites: map[string]spSite{}, logs: &syncBuffer{}}
+	e := &env{t: t, ldap: ls, dir: t.TempDir(), sites: map[string]spSite{}, logs: &testenv.SyncBuffer{}}
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	base := "http://" + srv.Listener.Addr().String()
@@ -325,18 +307,10 @@ func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	e.srv = srv
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("idp log:\n%s", lastLines(e.logs.String(), 60))
+			t.Logf("idp log:\n%s", testenv.LastLines(e.logs.String(), 60))
 		}
 	})
 	return e
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // serviceProvider is the independent SP (gosaml2) for site, trusting the
@@ -396,97 +370,26 @@ func (e *env) metadataCerts() []*x509.Certificate {
 	return certs
 }
 
-// browser is a cookie-keeping client that does not follow redirects by
-// itself.
+// browser is the shared test browser with this package's login steps.
 type browser struct {
-	t      *testing.T
-	env    *env
-	client *http.Client
+	*testenv.Browser
+	t   *testing.T
+	env *env
 }
 
 func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: e.t, env: e, client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       20 * time.Second,
-	}}
+	return &browser{Browser: testenv.NewBrowser(e.t, e.srv.URL), t: e.t, env: e}
 }
 
-type page struct {
-	status   int
-	body     string
-	location string
-	header   http.Header
-	url      string
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location"), header: resp.Header, url: req.URL.String()}
-}
-
-// get fetches a path of the IdP or an absolute URL.
-func (b *browser) get(target string) page {
-	b.t.Helper()
-	if strings.HasPrefix(target, "/") {
-		target = b.env.srv.URL + target
-	}
-	req, _ := http.NewRequest(http.MethodGet, target, nil)
-	return b.do(req)
-}
-
-func (b *browser) post(target string, form url.Values) page {
-	b.t.Helper()
-	if strings.HasPrefix(target, "/") {
-		target = b.env.srv.URL + target
-	}
-	req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-// follow GETs redirects within the IdP until a page that is not one.
-func (b *browser) follow(p page) page {
-	b.t.Helper()
-	for i := 0; i < 10 && p.status >= 300 && p.status < 400; i++ {
-		p = b.get(p.location)
-	}
-	return p
-}
+type page = testenv.Page
 
 var (
-	hiddenRe = regexp.MustCompile(`<input type="hidden" name="([A-Za-z_]+)" value="([^"]*)">`)
 	buttonRe = regexp.MustCompile(`<a class="button" href="([^"]+)"`)
 	actionRe = regexp.MustCompile(`<form method="post" action="([^"]*)" data-autosubmit>`)
 	codeRe   = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
 )
 
-func (p page) hidden(t *testing.T, name string) string {
-	t.Helper()
-	if v, ok := p.hiddenOK(name); ok {
-		return v
-	}
-	t.Fatalf("no hidden field %q on page (status %d, %s):\n%s", name, p.status, p.url, p.body)
-	return ""
-}
-
-func (p page) hiddenOK(name string) (string, bool) {
-	for _, m := range hiddenRe.FindAllStringSubmatch(p.body, -1) {
-		if m[1] == name {
-			return html.UnescapeString(m[2]), true
-		}
-	}
-	return "", false
-}
-
-func (p page) isLoginForm() bool { return strings.Contains(p.body, `name="password"`) }
+func isLoginForm(p page) bool { return strings.Contains(p.Body, `name="password"`) }
 
 // samlPost is the auto-submitting form the IdP answers an SP with.
 type samlPost struct {
@@ -498,23 +401,23 @@ type samlPost struct {
 
 func (b *browser) expectPost(p page) samlPost {
 	b.t.Helper()
-	m := actionRe.FindStringSubmatch(p.body)
-	if p.status != http.StatusOK || m == nil || !strings.Contains(p.body, `name="SAMLResponse"`) {
-		b.t.Fatalf("expected the SAML POST form, got %d (%s):\n%s", p.status, p.url, p.body)
+	m := actionRe.FindStringSubmatch(p.Body)
+	if p.Status != http.StatusOK || m == nil || !strings.Contains(p.Body, `name="SAMLResponse"`) {
+		b.t.Fatalf("expected the SAML POST form, got %d (%s):\n%s", p.Status, p.URL, p.Body)
 	}
-	relay, _ := p.hiddenOK("RelayState")
-	return samlPost{action: html.UnescapeString(m[1]), response: p.hidden(b.t, "SAMLResponse"), relayState: relay, page: p}
+	relay, _ := p.HiddenOK("RelayState")
+	return samlPost{action: html.UnescapeString(m[1]), response: p.Hidden(b.t, "SAMLResponse"), relayState: relay, page: p}
 }
 
 // submitLogin posts the login form on p.
 func (b *browser) submitLogin(p page, u testldap.User) page {
 	b.t.Helper()
-	if !p.isLoginForm() {
-		b.t.Fatalf("expected the login form, got %d (%s):\n%s", p.status, p.url, p.body)
+	if !isLoginForm(p) {
+		b.t.Fatalf("expected the login form, got %d (%s):\n%s", p.Status, p.URL, p.Body)
 	}
-	return b.post("/login", url.Values{
-		"csrf_token": {p.hidden(b.t, "csrf_token")},
-		"tx":         {p.hidden(b.t, "tx")},
+	return b.Post("/login", url.Values{
+		"csrf_token": {p.Hidden(b.t, "csrf_token")},
+		"tx":         {p.Hidden(b.t, "tx")},
 		"username":   {u.ID},
 		"password":   {u.Password},
 	})
@@ -533,11 +436,9 @@ func (e *env) codeFor(addr string) string {
 			if m.Subject != otpSubject {
 				continue
 			}
-			for _, to := range m.To {
-				if strings.EqualFold(strings.Trim(to, "<>"), addr) {
-					if match := codeRe.FindStringSubmatch(m.Text); match != nil {
-						return match[1]
-					}
+			if testenv.HasAddr(m.To, addr) {
+				if match := codeRe.FindStringSubmatch(m.Text); match != nil {
+					return match[1]
 				}
 			}
 		}
@@ -551,28 +452,28 @@ func (e *env) codeFor(addr string) string {
 // (reached during a login) and follows "Continue signing in".
 func (b *browser) enrollAndContinue(p page, addr string) page {
 	b.t.Helper()
-	if !strings.Contains(p.body, "One-Time Password Settings") {
-		b.t.Fatalf("expected the enrollment page, got %d (%s):\n%s", p.status, p.url, p.body)
+	if !strings.Contains(p.Body, "One-Time Password Settings") {
+		b.t.Fatalf("expected the enrollment page, got %d (%s):\n%s", p.Status, p.URL, p.Body)
 	}
-	tx, _ := p.hiddenOK("tx")
-	p = b.follow(b.post("/user/otp/email/send", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {tx}, "address": {addr}}))
+	tx, _ := p.HiddenOK("tx")
+	p = b.Follow(b.Post("/user/otp/email/send", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {tx}, "address": {addr}}))
 	code := b.env.codeFor(addr)
-	p = b.follow(b.post("/user/otp/email/confirm", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {tx}, "code": {code}}))
-	m := buttonRe.FindStringSubmatch(p.body)
+	p = b.Follow(b.Post("/user/otp/email/confirm", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {tx}, "code": {code}}))
+	m := buttonRe.FindStringSubmatch(p.Body)
 	if m == nil {
-		b.t.Fatalf("no way on after enrolling (%d):\n%s", p.status, p.body)
+		b.t.Fatalf("no way on after enrolling (%d):\n%s", p.Status, p.Body)
 	}
-	return b.follow(b.get(html.UnescapeString(m[1])))
+	return b.Follow(b.Get(html.UnescapeString(m[1])))
 }
 
 // mfaCode types the mailed code on the MFA page p.
 func (b *browser) mfaCode(p page, addr string) page {
 	b.t.Helper()
-	if !strings.Contains(p.body, "Multi-Factor Authentication") {
-		b.t.Fatalf("expected the MFA page, got %d (%s):\n%s", p.status, p.url, p.body)
+	if !strings.Contains(p.Body, "Multi-Factor Authentication") {
+		b.t.Fatalf("expected the MFA page, got %d (%s):\n%s", p.Status, p.URL, p.Body)
 	}
 	code := b.env.codeFor(addr)
-	return b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")}, "code": {code}}))
+	return b.Follow(b.Post("/mfa/verify", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {p.Hidden(b.t, "tx")}, "code": {code}}))
 }
 
 // authnRequest builds an AuthnRequest of sp and returns it with its ID.

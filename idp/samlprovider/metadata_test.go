@@ -122,7 +122,7 @@ func TestKeyRollover(t *testing.T) {
 		sp.IDPCertificateStore = &dsig.MemoryX509CertificateStore{Roots: published}
 		b := e.browser()
 		id, target := redirectURL(t, sp, "")
-		post := b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob)))
+		post := b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob)))
 		checkResponse(t, sp, site, post, id)
 
 		onlyOld := e.serviceProvider(site)

@@ -39,9 +39,9 @@ func TestRequestsRefused(t *testing.T) {
 
 	// get sends the browser to an SSO URL; post posts a form to /saml/sso.
 	type attempt func(t *testing.T, b *browser) page
-	get := func(u string) attempt { return func(t *testing.T, b *browser) page { return b.follow(b.get(u)) } }
+	get := func(u string) attempt { return func(t *testing.T, b *browser) page { return b.Follow(b.Get(u)) } }
 	post := func(form url.Values) attempt {
-		return func(t *testing.T, b *browser) page { return b.follow(b.post(samlprovider.PathSSO, form)) }
+		return func(t *testing.T, b *browser) page { return b.Follow(b.Post(samlprovider.PathSSO, form)) }
 	}
 	unsignedURL := func(site spSite, edit func(sp *saml2.SAMLServiceProvider)) string {
 		sp := e.serviceProvider(site)
@@ -115,11 +115,11 @@ func TestRequestsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(e.audited("saml_refused"))
 			p := tc.attempt(t, e.browser())
-			if p.status != http.StatusBadRequest || strings.Contains(p.body, "SAMLResponse") || p.isLoginForm() {
-				t.Fatalf("status %d (%s), want a refusal page:\n%s", p.status, p.url, p.body)
+			if p.Status != http.StatusBadRequest || strings.Contains(p.Body, "SAMLResponse") || isLoginForm(p) {
+				t.Fatalf("status %d (%s), want a refusal page:\n%s", p.Status, p.URL, p.Body)
 			}
-			if !strings.Contains(p.body, tc.want) {
-				t.Errorf("refusal page does not say %q:\n%s", tc.want, p.body)
+			if !strings.Contains(p.Body, tc.want) {
+				t.Errorf("refusal page does not say %q:\n%s", tc.want, p.Body)
 			}
 			events := e.audited("saml_refused")
 			if len(events) != before+1 {
@@ -133,12 +133,12 @@ func TestRequestsRefused(t *testing.T) {
 
 	t.Run("replayed request", func(t *testing.T) {
 		u := unsignedURL(sp1Site, nil)
-		if p := e.browser().follow(e.browser().get(u)); !p.isLoginForm() {
-			t.Fatalf("first use: %d\n%s", p.status, p.body)
+		if p := e.browser().Follow(e.browser().Get(u)); !isLoginForm(p) {
+			t.Fatalf("first use: %d\n%s", p.Status, p.Body)
 		}
 		b := e.browser()
-		if p := b.follow(b.get(u)); p.status != http.StatusBadRequest || !strings.Contains(p.body, "already used") {
-			t.Fatalf("replay: %d\n%s", p.status, p.body)
+		if p := b.Follow(b.Get(u)); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "already used") {
+			t.Fatalf("replay: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("replayed signed POST", func(t *testing.T) {
@@ -149,11 +149,11 @@ func TestRequestsRefused(t *testing.T) {
 		raw, _ := doc.WriteToBytes()
 		form := url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}}
 		b := e.browser()
-		if p := b.post(samlprovider.PathSSO, form); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, samlprovider.PathContinue) {
-			t.Fatalf("first use: %d %s", p.status, p.location)
+		if p := b.Post(samlprovider.PathSSO, form); p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, samlprovider.PathContinue) {
+			t.Fatalf("first use: %d %s", p.Status, p.Location)
 		}
-		if p := b.follow(b.post(samlprovider.PathSSO, form)); p.status != http.StatusBadRequest || !strings.Contains(p.body, "already used") {
-			t.Fatalf("replay: %d\n%s", p.status, p.body)
+		if p := b.Follow(b.Post(samlprovider.PathSSO, form)); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "already used") {
+			t.Fatalf("replay: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("javascript: ACS metadata logged", func(t *testing.T) {

@@ -122,30 +122,30 @@ func TestSSOWithEmailOTPThroughThePages(t *testing.T) {
 	b := e.browser()
 
 	id, target := redirectURL(t, sp, "relay-α/1")
-	p := b.follow(b.get(target))
-	if !strings.Contains(p.body, "Learning System") {
-		t.Errorf("the login page does not name the SP:\n%s", p.body)
+	p := b.Follow(b.Get(target))
+	if !strings.Contains(p.Body, "Learning System") {
+		t.Errorf("the login page does not name the SP:\n%s", p.Body)
 	}
-	p = b.follow(b.submitLogin(p, testldap.Taro))
+	p = b.Follow(b.submitLogin(p, testldap.Taro))
 	p = b.enrollAndContinue(p, "taro.home@example.org")
 	post := b.expectPost(p)
 
 	// The page: no inline script, our script only, the ACS as form target.
-	csp := post.page.header.Get("Content-Security-Policy")
+	csp := post.page.Header.Get("Content-Security-Policy")
 	for _, want := range []string{"script-src 'self'", "form-action 'self' https://sp1.campus.example;", "default-src 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("CSP %q lacks %q", csp, want)
 		}
 	}
-	scripts := scriptRe.FindAllString(post.page.body, -1)
+	scripts := scriptRe.FindAllString(post.page.Body, -1)
 	if len(scripts) != 1 || !strings.Contains(scripts[0], `src="/static/autosubmit.js"`) {
 		t.Errorf("scripts on the page = %q, want only /static/autosubmit.js", scripts)
 	}
-	if !strings.Contains(post.page.body, `type="submit"`) {
+	if !strings.Contains(post.page.Body, `type="submit"`) {
 		t.Error("no visible Continue button")
 	}
-	if js := b.get("/static/autosubmit.js"); js.status != http.StatusOK || !strings.Contains(js.body, "submit()") {
-		t.Errorf("/static/autosubmit.js: %d", js.status)
+	if js := b.Get("/static/autosubmit.js"); js.Status != http.StatusOK || !strings.Contains(js.Body, "submit()") {
+		t.Errorf("/static/autosubmit.js: %d", js.Status)
 	}
 	if post.relayState != "relay-α/1" {
 		t.Errorf("RelayState = %q", post.relayState)
@@ -196,7 +196,7 @@ func TestSSOWithEmailOTPThroughThePages(t *testing.T) {
 	site2 := e.sites["https://sp2.campus.example/sp"]
 	sp2 := e.serviceProvider(site2)
 	id2, target2 := redirectURL(t, sp2, "")
-	post2 := b.expectPost(b.follow(b.get(target2)))
+	post2 := b.expectPost(b.Follow(b.Get(target2)))
 	info2 := checkResponse(t, sp2, site2, post2, id2)
 	if got := classRef(info2); got != samlprovider.ClassMFA {
 		t.Errorf("second SP: AuthnContextClassRef = %q, want REFEDS MFA", got)
@@ -214,7 +214,7 @@ func TestSSOWithEmailOTPThroughThePages(t *testing.T) {
 	// The same session at the first SP again: same persistent NameID,
 	// MFA still stated, no page.
 	id3, target3 := redirectURL(t, sp, "")
-	info3 := checkResponse(t, sp, site, b.expectPost(b.follow(b.get(target3))), id3)
+	info3 := checkResponse(t, sp, site, b.expectPost(b.Follow(b.Get(target3))), id3)
 	if info3.NameID != info.NameID {
 		t.Errorf("persistent NameID changed: %q then %q", info.NameID, info3.NameID)
 	}
@@ -230,12 +230,12 @@ func TestLaterLoginAsksForTheMailedCode(t *testing.T) {
 
 	first := e.browser()
 	_, target := redirectURL(t, sp, "")
-	p := first.follow(first.submitLogin(first.follow(first.get(target)), testldap.Alice))
+	p := first.Follow(first.submitLogin(first.Follow(first.Get(target)), testldap.Alice))
 	first.expectPost(first.enrollAndContinue(p, addr))
 
 	b := e.browser()
 	id, target := redirectURL(t, sp, "")
-	p = b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Alice))
+	p = b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Alice))
 	post := b.expectPost(b.mfaCode(p, addr))
 	info := checkResponse(t, sp, site, post, id)
 	if got := classRef(info); got != samlprovider.ClassMFA {
@@ -252,7 +252,7 @@ func TestPOSTBindingKeepsTheSession(t *testing.T) {
 	b := e.browser()
 	site1 := e.sites["https://sp1.campus.example/shibboleth"]
 	_, target := redirectURL(t, e.serviceProvider(site1), "")
-	b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob)))
+	b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob)))
 
 	site2 := e.sites["https://sp2.campus.example/sp"]
 	sp2 := e.serviceProvider(site2)
@@ -277,7 +277,7 @@ func TestPOSTBindingKeepsTheSession(t *testing.T) {
 			resp.Status, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"), samlprovider.PathContinue)
 	}
 	// The browser follows with its cookie and is signed in already.
-	post := b.expectPost(b.follow(b.get(resp.Header.Get("Location"))))
+	post := b.expectPost(b.Follow(b.Get(resp.Header.Get("Location"))))
 	checkResponse(t, sp2, site2, post, id)
 
 	// Through a browser that does send its cookie, as well.
@@ -285,11 +285,11 @@ func TestPOSTBindingKeepsTheSession(t *testing.T) {
 	id = doc2.Root().SelectAttrValue("ID", "")
 	raw, _ = doc2.WriteToBytes()
 	form.Set("SAMLRequest", base64.StdEncoding.EncodeToString(raw))
-	p := b.post(samlprovider.PathSSO, form)
-	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, samlprovider.PathContinue) {
-		t.Fatalf("POST binding answered %d %q", p.status, p.location)
+	p := b.Post(samlprovider.PathSSO, form)
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, samlprovider.PathContinue) {
+		t.Fatalf("POST binding answered %d %q", p.Status, p.Location)
 	}
-	post = b.expectPost(b.follow(p))
+	post = b.expectPost(b.Follow(p))
 	info := checkResponse(t, sp2, site2, post, id)
 	if post.relayState != "state-2" {
 		t.Errorf("RelayState = %q", post.relayState)
@@ -310,7 +310,7 @@ func TestPassiveAndForcedAuthentication(t *testing.T) {
 
 	sp.IsPassive = true
 	_, target := redirectURL(t, sp, "")
-	post := b.expectPost(b.follow(b.get(target)))
+	post := b.expectPost(b.Follow(b.Get(target)))
 	raw, _ := base64.StdEncoding.DecodeString(post.response)
 	if !strings.Contains(string(raw), "urn:oasis:names:tc:SAML:2.0:status:NoPassive") || strings.Contains(string(raw), "Assertion") {
 		t.Errorf("IsPassive without a session answered:\n%s", raw)
@@ -324,20 +324,20 @@ func TestPassiveAndForcedAuthentication(t *testing.T) {
 
 	sp.IsPassive = false
 	_, target = redirectURL(t, sp, "")
-	b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob)))
+	b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob)))
 
 	sp.IsPassive = true
 	id, target := redirectURL(t, sp, "")
-	checkResponse(t, sp, site, b.expectPost(b.follow(b.get(target))), id)
+	checkResponse(t, sp, site, b.expectPost(b.Follow(b.Get(target))), id)
 
 	sp.IsPassive = false
 	sp.ForceAuthn = true
 	id, target = redirectURL(t, sp, "")
-	p := b.follow(b.get(target))
-	if !p.isLoginForm() {
-		t.Fatalf("ForceAuthn with a session did not ask for the password:\n%s", p.body)
+	p := b.Follow(b.Get(target))
+	if !isLoginForm(p) {
+		t.Fatalf("ForceAuthn with a session did not ask for the password:\n%s", p.Body)
 	}
-	checkResponse(t, sp, site, b.expectPost(b.follow(b.submitLogin(p, testldap.Bob))), id)
+	checkResponse(t, sp, site, b.expectPost(b.Follow(b.submitLogin(p, testldap.Bob))), id)
 }
 
 // TestRequestedContextDecidesTheFactor: a request for REFEDS MFA makes the
@@ -351,7 +351,7 @@ func TestRequestedContextDecidesTheFactor(t *testing.T) {
 
 	sp := e.serviceProvider(site)
 	id, target := redirectURL(t, sp, "")
-	info := checkResponse(t, sp, site, b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob))), id)
+	info := checkResponse(t, sp, site, b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob))), id)
 	if got := classRef(info); got != samlprovider.ClassPasswordProtectedTransport {
 		t.Errorf("password-only login answered %q", got)
 	}
@@ -359,7 +359,7 @@ func TestRequestedContextDecidesTheFactor(t *testing.T) {
 	sp = e.serviceProvider(site)
 	sp.RequestedAuthnContext = &saml2.RequestedAuthnContext{Comparison: "exact", Contexts: []string{samlprovider.ClassMFA}}
 	id, target = redirectURL(t, sp, "")
-	p := b.follow(b.get(target))
+	p := b.Follow(b.Get(target))
 	post := b.expectPost(b.enrollAndContinue(p, "bob.home@example.org"))
 	if got := classRef(checkResponse(t, sp, site, post, id)); got != samlprovider.ClassMFA {
 		t.Errorf("after a request for MFA: %q", got)
@@ -368,14 +368,14 @@ func TestRequestedContextDecidesTheFactor(t *testing.T) {
 	sp = e.serviceProvider(site)
 	sp.RequestedAuthnContext = &saml2.RequestedAuthnContext{Comparison: "exact", Contexts: []string{samlprovider.ClassPasswordProtectedTransport}}
 	id, target = redirectURL(t, sp, "")
-	if got := classRef(checkResponse(t, sp, site, b.expectPost(b.follow(b.get(target))), id)); got != samlprovider.ClassPasswordProtectedTransport {
+	if got := classRef(checkResponse(t, sp, site, b.expectPost(b.Follow(b.Get(target))), id)); got != samlprovider.ClassPasswordProtectedTransport {
 		t.Errorf("exact PasswordProtectedTransport answered %q", got)
 	}
 
 	sp = e.serviceProvider(site)
 	sp.RequestedAuthnContext = &saml2.RequestedAuthnContext{Comparison: "better", Contexts: []string{samlprovider.ClassMFA}}
 	_, target = redirectURL(t, sp, "")
-	raw, _ := base64.StdEncoding.DecodeString(b.expectPost(b.follow(b.get(target))).response)
+	raw, _ := base64.StdEncoding.DecodeString(b.expectPost(b.Follow(b.Get(target))).response)
 	if !strings.Contains(string(raw), "status:NoAuthnContext") {
 		t.Errorf("better than MFA answered:\n%s", raw)
 	}
@@ -389,7 +389,7 @@ func TestRequireMFASetting(t *testing.T) {
 	sp := e.serviceProvider(site)
 	b := e.browser()
 	id, target := redirectURL(t, sp, "")
-	p := b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob))
+	p := b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob))
 	post := b.expectPost(b.enrollAndContinue(p, "bob.home@example.org"))
 	if got := classRef(checkResponse(t, sp, site, post, id)); got != samlprovider.ClassMFA {
 		t.Errorf("require_mfa SP got %q", got)
@@ -410,9 +410,9 @@ func TestNameIDFormats(t *testing.T) {
 		sp := e.serviceProvider(site)
 		sp.NameIdFormat = format
 		_, target := redirectURL(t, sp, "")
-		p := b.follow(b.get(target))
-		if p.isLoginForm() {
-			p = b.follow(b.submitLogin(p, testldap.Bob))
+		p := b.Follow(b.Get(target))
+		if isLoginForm(p) {
+			p = b.Follow(b.submitLogin(p, testldap.Bob))
 		}
 		post := b.expectPost(p)
 		info, err := sp.RetrieveAssertionInfo(post.response)
@@ -456,7 +456,7 @@ func TestSingleLogout(t *testing.T) {
 			sp.NameIdFormat = samlprovider.NameIDFormatPersistent
 			b := e.browser()
 			id, target := redirectURL(t, sp, "")
-			info := checkResponse(t, sp, site, b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob))), id)
+			info := checkResponse(t, sp, site, b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob))), id)
 
 			doc, err := sp.BuildLogoutRequestDocument(info.NameID, info.SessionIndex)
 			if err != nil {
@@ -471,10 +471,10 @@ func TestSingleLogout(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p = b.follow(b.get(u))
+				p = b.Follow(b.Get(u))
 			} else {
 				raw, _ := doc.WriteToBytes()
-				p = b.follow(b.post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {"slo-state"}}))
+				p = b.Follow(b.Post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}, "RelayState": {"slo-state"}}))
 			}
 			post := b.expectPost(p)
 			if post.action != site.SLO || post.relayState != "slo-state" {
@@ -489,8 +489,8 @@ func TestSingleLogout(t *testing.T) {
 			}
 
 			_, target = redirectURL(t, sp, "")
-			if p := b.follow(b.get(target)); !p.isLoginForm() {
-				t.Errorf("after SLO the next AuthnRequest did not show the login page:\n%s", p.body)
+			if p := b.Follow(b.Get(target)); !isLoginForm(p) {
+				t.Errorf("after SLO the next AuthnRequest did not show the login page:\n%s", p.Body)
 			}
 			if len(e.audited("saml_logout")) != 1 {
 				t.Error("no saml_logout audit event")
@@ -508,20 +508,20 @@ func TestSingleLogoutRefusals(t *testing.T) {
 	sp.NameIdFormat = samlprovider.NameIDFormatPersistent
 	b := e.browser()
 	_, target := redirectURL(t, sp, "")
-	b.expectPost(b.follow(b.submitLogin(b.follow(b.get(target)), testldap.Bob)))
+	b.expectPost(b.Follow(b.submitLogin(b.Follow(b.Get(target)), testldap.Bob)))
 	stillSignedIn := func() bool {
 		sp.IsPassive = true
 		defer func() { sp.IsPassive = false }()
 		_, target := redirectURL(t, sp, "")
-		_, err := sp.RetrieveAssertionInfo(b.expectPost(b.follow(b.get(target))).response)
+		_, err := sp.RetrieveAssertionInfo(b.expectPost(b.Follow(b.Get(target))).response)
 		return err == nil
 	}
 
 	unsigned, _ := sp.BuildLogoutRequestDocumentNoSig("whoever", "")
 	raw, _ := unsigned.WriteToBytes()
-	p := b.follow(b.post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}}))
-	if p.status != http.StatusBadRequest || strings.Contains(p.body, "SAMLResponse") {
-		t.Errorf("unsigned LogoutRequest: %d\n%s", p.status, p.body)
+	p := b.Follow(b.Post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}}))
+	if p.Status != http.StatusBadRequest || strings.Contains(p.Body, "SAMLResponse") {
+		t.Errorf("unsigned LogoutRequest: %d\n%s", p.Status, p.Body)
 	}
 	if !stillSignedIn() {
 		t.Fatal("an unsigned LogoutRequest ended the session")
@@ -529,7 +529,7 @@ func TestSingleLogoutRefusals(t *testing.T) {
 
 	other, _ := sp.BuildLogoutRequestDocument("not-bobs-persistent-id", "")
 	raw, _ = other.WriteToBytes()
-	post := b.expectPost(b.follow(b.post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}})))
+	post := b.expectPost(b.Follow(b.Post(samlprovider.PathSLO, url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(raw)}})))
 	decoded, _ := base64.StdEncoding.DecodeString(post.response)
 	if !strings.Contains(string(decoded), "status:UnknownPrincipal") {
 		t.Errorf("LogoutRequest for another user answered:\n%s", decoded)
