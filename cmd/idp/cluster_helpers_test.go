@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"html"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 )
@@ -52,30 +50,12 @@ func baseConfig(t *testing.T, ls *testldap.Server, smtp *testsmtp.Server) config
 	return cfg
 }
 
-// syncLog is a log sink safe for many goroutines.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // node is one `idp serve` running in this process on its own listener.
 type node struct {
 	name   string
 	url    string
 	cfg    config.Config
-	log    *syncLog
+	log    *testenv.SyncBuffer
 	ln     *killableListener
 	cancel context.CancelFunc
 	done   chan error
@@ -101,7 +81,7 @@ func launchNode(name string, cfg config.Config) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{name: name, url: "http://" + inner.Addr().String(), cfg: cfg, log: &syncLog{},
+	n := &node{name: name, url: "http://" + inner.Addr().String(), cfg: cfg, log: &testenv.SyncBuffer{},
 		ln: &killableListener{Listener: inner}, done: make(chan error, 1)}
 	logger := slog.New(slog.NewJSONHandler(n.log, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,7 +108,7 @@ func (n *node) register(t *testing.T) {
 	t.Cleanup(func() {
 		n.stop(t)
 		if t.Failed() {
-			t.Logf("log of node %s:\n%s", n.name, lastLogLines(n.log.String(), 30))
+			t.Logf("log of node %s:\n%s", n.name, testenv.LastLines(n.log.String(), 30))
 		}
 	})
 }
@@ -268,97 +248,34 @@ func (b *balancer) served() []string {
 	return out
 }
 
-// browser is a cookie-keeping client that does not follow redirects on its
-// own, so every hop goes through the balancer separately.
+// browser is the shared test browser, on the balancer (or one node), with
+// the login steps these tests take; every hop goes through the balancer
+// separately.
 type browser struct {
-	t      *testing.T
-	base   string
-	client *http.Client
+	*testenv.Browser
+	t *testing.T
 }
 
 func newBrowser(t *testing.T, base string) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, base: base, client: &http.Client{
-		Jar:           jar,
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	return &browser{Browser: testenv.NewBrowser(t, base), t: t}
 }
 
-type page struct {
-	status   int
-	body     string
-	location string
-}
+type page = testenv.Page
 
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location")}
-}
-
-func (b *browser) get(path string) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.abs(path), nil)
-	return b.do(req)
-}
-
-func (b *browser) post(path string, form url.Values) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.abs(path), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-func (b *browser) abs(path string) string {
-	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
-		return path
-	}
-	return b.base + path
-}
-
-// follow GETs redirects until a page that is not one.
-func (b *browser) follow(p page) page {
-	b.t.Helper()
-	for i := 0; i < 10 && p.status >= 300 && p.status < 400; i++ {
-		p = b.get(p.location)
-	}
-	return p
-}
-
-var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-
-func (p page) field(name string) string {
-	for _, m := range hiddenRe.FindAllStringSubmatch(p.body, -1) {
-		if m[1] == name {
-			return html.UnescapeString(m[2])
-		}
-	}
-	return ""
-}
-
-func (b *browser) hidden(p page, name string) string {
-	b.t.Helper()
-	v := p.field(name)
-	if v == "" {
-		b.t.Fatalf("no hidden field %q on the page (status %d):\n%s", name, p.status, p.body)
-	}
+// fieldOrEmpty returns a hidden field's value, "" when the page has none.
+func fieldOrEmpty(p page, name string) string {
+	v, _ := p.HiddenOK(name)
 	return v
 }
 
 // login submits ID and password from the login form reached from /user/.
 func (b *browser) login(u testldap.User) page {
 	b.t.Helper()
-	p := b.follow(b.get("/user/"))
-	if !strings.Contains(p.body, `name="password"`) {
-		b.t.Fatalf("expected the login form, got %d:\n%s", p.status, p.body)
+	p := b.Follow(b.Get("/user/"))
+	if !strings.Contains(p.Body, `name="password"`) {
+		b.t.Fatalf("expected the login form, got %d:\n%s", p.Status, p.Body)
 	}
-	return b.follow(b.post("/login", url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {b.hidden(p, "tx")},
+	return b.Follow(b.Post("/login", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {p.Hidden(b.t, "tx")},
 		"username": {u.ID}, "password": {u.Password}}))
 }
 
@@ -371,7 +288,7 @@ func codeFor(t *testing.T, smtp *testsmtp.Server, addr string, seen int) string 
 	for time.Now().Before(deadline) {
 		var found []string
 		for _, m := range smtp.Messages() {
-			if m.Subject == otpSubject && hasRecipient(m.To, addr) {
+			if m.Subject == otpSubject && testenv.HasAddr(m.To, addr) {
 				if c := codeRe.FindStringSubmatch(m.Text); c != nil {
 					found = append(found, c[1])
 				}
@@ -389,52 +306,35 @@ func codeFor(t *testing.T, smtp *testsmtp.Server, addr string, seen int) string 
 func mailsTo(smtp *testsmtp.Server, addr string) int {
 	n := 0
 	for _, m := range smtp.Messages() {
-		if m.Subject == otpSubject && hasRecipient(m.To, addr) {
+		if m.Subject == otpSubject && testenv.HasAddr(m.To, addr) {
 			n++
 		}
 	}
 	return n
 }
 
-func hasRecipient(list []string, addr string) bool {
-	for _, a := range list {
-		if strings.EqualFold(strings.Trim(a, "<>"), addr) {
-			return true
-		}
-	}
-	return false
-}
-
 // enroll logs u in and registers addr as u's mailed one-time password.
 func (b *browser) enroll(u testldap.User, smtp *testsmtp.Server, addr string) {
 	b.t.Helper()
 	p := b.login(u)
-	if !strings.Contains(p.body, "One-Time Password Settings") {
-		b.t.Fatalf("expected the enrollment page, got %d:\n%s", p.status, p.body)
+	if !strings.Contains(p.Body, "One-Time Password Settings") {
+		b.t.Fatalf("expected the enrollment page, got %d:\n%s", p.Status, p.Body)
 	}
 	seen := mailsTo(smtp, addr)
-	p = b.follow(b.post("/user/otp/email/send", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-		"tx": {p.field("tx")}, "address": {addr}}))
+	p = b.Follow(b.Post("/user/otp/email/send", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+		"tx": {fieldOrEmpty(p, "tx")}, "address": {addr}}))
 	code := codeFor(b.t, smtp, addr, seen)
-	p = b.follow(b.post("/user/otp/email/confirm", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-		"tx": {p.field("tx")}, "code": {code}}))
-	if !strings.Contains(p.body, "settings are complete") {
-		b.t.Fatalf("enrollment did not complete: %d\n%s", p.status, p.body)
+	p = b.Follow(b.Post("/user/otp/email/confirm", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+		"tx": {fieldOrEmpty(p, "tx")}, "code": {code}}))
+	if !strings.Contains(p.Body, "settings are complete") {
+		b.t.Fatalf("enrollment did not complete: %d\n%s", p.Status, p.Body)
 	}
 }
 
 func (b *browser) logout() {
 	b.t.Helper()
-	p := b.follow(b.get("/user/"))
-	b.post("/logout", url.Values{"csrf_token": {b.hidden(p, "csrf_token")}})
+	p := b.Follow(b.Get("/user/"))
+	b.Post("/logout", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}})
 }
 
-func signedIn(p page) bool { return strings.Contains(p.body, "Signed in as") }
-
-func lastLogLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func signedIn(p page) bool { return strings.Contains(p.Body, "Signed in as") }

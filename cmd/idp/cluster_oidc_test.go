@@ -50,12 +50,12 @@ func (b *browser) toRP(p page) *url.URL {
 	for range 20 {
 		target := ""
 		switch {
-		case p.status >= 300 && p.status < 400:
-			target = p.location
-		case p.status == http.StatusOK && metaRefreshRe.MatchString(p.body):
-			target = html.UnescapeString(metaRefreshRe.FindStringSubmatch(p.body)[1])
+		case p.Status >= 300 && p.Status < 400:
+			target = p.Location
+		case p.Status == http.StatusOK && metaRefreshRe.MatchString(p.Body):
+			target = html.UnescapeString(metaRefreshRe.FindStringSubmatch(p.Body)[1])
 		default:
-			b.t.Fatalf("the browser is not on its way to the relying party (status %d):\n%s", p.status, p.body)
+			b.t.Fatalf("the browser is not on its way to the relying party (status %d):\n%s", p.Status, p.Body)
 		}
 		if strings.HasPrefix(target, rpRedirect) {
 			u, err := url.Parse(target)
@@ -64,7 +64,7 @@ func (b *browser) toRP(p page) *url.URL {
 			}
 			return u
 		}
-		p = b.get(target)
+		p = b.Get(target)
 	}
 	b.t.Fatal("too many hops on the way to the relying party")
 	return nil
@@ -117,15 +117,15 @@ func TestClusterOIDCAcrossInstances(t *testing.T) {
 	c.lb.served()
 
 	seen := mailsTo(c.smtp, addr)
-	p := b.follow(b.get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce))))
-	if !strings.Contains(p.body, `name="password"`) {
-		t.Fatalf("expected the login form, got %d:\n%s", p.status, p.body)
+	p := b.Follow(b.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce))))
+	if !strings.Contains(p.Body, `name="password"`) {
+		t.Fatalf("expected the login form, got %d:\n%s", p.Status, p.Body)
 	}
-	p = b.follow(b.post("/login", url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {b.hidden(p, "tx")},
+	p = b.Follow(b.Post("/login", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {p.Hidden(b.t, "tx")},
 		"username": {testldap.Alice.ID}, "password": {testldap.Alice.Password}}))
 	code := codeFor(t, c.smtp, addr, seen)
-	answer := b.toRP(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-		"tx": {b.hidden(p, "tx")}, "code": {code}}))
+	answer := b.toRP(b.Post("/mfa/verify", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+		"tx": {p.Hidden(b.t, "tx")}, "code": {code}}))
 	if answer.Query().Get("state") != state || answer.Query().Get("code") == "" {
 		t.Fatalf("relying party answered with %s", answer)
 	}

@@ -109,17 +109,17 @@ func TestClusterLoginAlternatesBetweenInstances(t *testing.T) {
 				c.lb.served()
 				seen := mailsTo(c.smtp, addr)
 				p := b.login(testldap.Alice)
-				if !strings.Contains(p.body, "Multi-Factor Authentication") {
-					t.Fatalf("shift %d: expected the MFA page, got %d:\n%s", shift, p.status, p.body)
+				if !strings.Contains(p.Body, "Multi-Factor Authentication") {
+					t.Fatalf("shift %d: expected the MFA page, got %d:\n%s", shift, p.Status, p.Body)
 				}
 				code := codeFor(t, c.smtp, addr, seen)
 				if shift == 1 {
-					b.get("/healthz")
+					b.Get("/healthz")
 				}
-				p = b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-					"tx": {b.hidden(p, "tx")}, "code": {code}}))
+				p = b.Follow(b.Post("/mfa/verify", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+					"tx": {p.Hidden(b.t, "tx")}, "code": {code}}))
 				if !signedIn(p) {
-					t.Fatalf("shift %d: login across instances did not complete: %d\n%s", shift, p.status, p.body)
+					t.Fatalf("shift %d: login across instances did not complete: %d\n%s", shift, p.Status, p.Body)
 				}
 				trace := c.lb.served()
 				var prev string
@@ -181,7 +181,7 @@ func TestClusterParallelWrongCodesSpendExactBudget(t *testing.T) {
 			c.lb.served()
 
 			const guesses = 50
-			form := url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {b.hidden(p, "tx")}, "code": {wrong}}
+			form := url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {p.Hidden(b.t, "tx")}, "code": {wrong}}
 			statuses := make([]int, guesses)
 			bodies := make([]string, guesses)
 			var wg sync.WaitGroup
@@ -191,7 +191,7 @@ func TestClusterParallelWrongCodesSpendExactBudget(t *testing.T) {
 					<-start
 					req, _ := http.NewRequest(http.MethodPost, c.lb.url+"/mfa/verify", strings.NewReader(form.Encode()))
 					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					resp, err := b.client.Do(req)
+					resp, err := b.Client.Do(req)
 					if err != nil {
 						t.Errorf("guess %d: %v", i, err)
 						return
@@ -245,8 +245,8 @@ func TestClusterLoginSurvivesInstanceCrash(t *testing.T) {
 	b := newBrowser(t, c.lb.url)
 	seen := mailsTo(c.smtp, addr)
 	p := b.login(testldap.Alice)
-	if !strings.Contains(p.body, "Multi-Factor Authentication") {
-		t.Fatalf("expected the MFA page, got %d:\n%s", p.status, p.body)
+	if !strings.Contains(p.Body, "Multi-Factor Authentication") {
+		t.Fatalf("expected the MFA page, got %d:\n%s", p.Status, p.Body)
 	}
 	code := codeFor(t, c.smtp, addr, seen)
 	// Kill the instance that checked the password and mailed the code.
@@ -260,10 +260,10 @@ func TestClusterLoginSurvivesInstanceCrash(t *testing.T) {
 	}
 	victim.kill(t)
 
-	p = b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-		"tx": {b.hidden(p, "tx")}, "code": {code}}))
+	p = b.Follow(b.Post("/mfa/verify", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+		"tx": {p.Hidden(b.t, "tx")}, "code": {code}}))
 	if !signedIn(p) {
-		t.Fatalf("login did not finish on the surviving instance: %d\n%s", p.status, p.body)
+		t.Fatalf("login did not finish on the surviving instance: %d\n%s", p.Status, p.Body)
 	}
 	for _, line := range c.lb.served() {
 		if strings.HasPrefix(line, victim.name+" ") {
@@ -297,19 +297,19 @@ func TestClusterTOTPCodeWorksOnce(t *testing.T) {
 	c := newCluster(t, nil)
 	b := newBrowser(t, c.lb.url)
 	p := b.login(testldap.Alice)
-	tx := p.field("tx")
-	p = b.get("/user/otp?tab=app&tx=" + url.QueryEscape(tx))
-	m := secretRe.FindStringSubmatch(p.body)
+	tx := fieldOrEmpty(p, "tx")
+	p = b.Get("/user/otp?tab=app&tx=" + url.QueryEscape(tx))
+	m := secretRe.FindStringSubmatch(p.Body)
 	if m == nil {
-		t.Fatalf("App tab shows no secret:\n%s", p.body)
+		t.Fatalf("App tab shows no secret:\n%s", p.Body)
 	}
 	secret := m[1]
 	// Register with the previous time step's code (within the allowed
 	// skew), so the current step is still unused for the logins below.
-	p = b.post("/user/otp/app/confirm", url.Values{"csrf_token": {b.hidden(p, "csrf_token")}, "tx": {tx},
+	p = b.Post("/user/otp/app/confirm", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")}, "tx": {tx},
 		"code": {totpAt(t, secret, time.Now().Add(-30*time.Second))}})
-	if !strings.Contains(p.body, "settings are complete") {
-		t.Fatalf("app setup did not complete: %d\n%s", p.status, p.body)
+	if !strings.Contains(p.Body, "settings are complete") {
+		t.Fatalf("app setup did not complete: %d\n%s", p.Status, p.Body)
 	}
 
 	var pages [2]page
@@ -317,8 +317,8 @@ func TestClusterTOTPCodeWorksOnce(t *testing.T) {
 	for i := range browsers {
 		browsers[i] = newBrowser(t, c.lb.url)
 		pages[i] = browsers[i].login(testldap.Alice)
-		if !strings.Contains(pages[i].body, "Multi-Factor Authentication : App") {
-			t.Fatalf("expected the App MFA page, got %d:\n%s", pages[i].status, pages[i].body)
+		if !strings.Contains(pages[i].Body, "Multi-Factor Authentication : App") {
+			t.Fatalf("expected the App MFA page, got %d:\n%s", pages[i].Status, pages[i].Body)
 		}
 	}
 	code := totpAt(t, secret, time.Now())
@@ -326,9 +326,9 @@ func TestClusterTOTPCodeWorksOnce(t *testing.T) {
 	var results [2]page
 	var wg sync.WaitGroup
 	for i, br := range browsers {
-		form := url.Values{"csrf_token": {br.hidden(pages[i], "csrf_token")}, "tx": {br.hidden(pages[i], "tx")},
+		form := url.Values{"csrf_token": {pages[i].Hidden(br.t, "csrf_token")}, "tx": {pages[i].Hidden(br.t, "tx")},
 			"method": {"totp"}, "code": {code}}
-		wg.Go(func() { results[i] = br.post("/mfa/verify", form) })
+		wg.Go(func() { results[i] = br.Post("/mfa/verify", form) })
 	}
 	wg.Wait()
 	if by := servedBy(c.lb.served(), http.MethodPost, "/mfa/verify"); by["A"] != 1 || by["B"] != 1 {
@@ -337,11 +337,11 @@ func TestClusterTOTPCodeWorksOnce(t *testing.T) {
 	passed := 0
 	for i, r := range results {
 		switch {
-		case r.status == http.StatusSeeOther && signedIn(browsers[i].follow(r)):
+		case r.Status == http.StatusSeeOther && signedIn(browsers[i].Follow(r)):
 			passed++
-		case r.status >= 400 && r.status < 500:
+		case r.Status >= 400 && r.Status < 500:
 		default:
-			t.Errorf("browser %d: status %d\n%s", i, r.status, r.body)
+			t.Errorf("browser %d: status %d\n%s", i, r.Status, r.Body)
 		}
 	}
 	if passed != 1 {

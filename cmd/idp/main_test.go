@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/internal/devldap"
+	"github.com/campusidp/campusidp/internal/testenv"
 )
 
 func TestCheckConfigReportsEveryProblem(t *testing.T) {
@@ -80,7 +81,7 @@ func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	urlc := make(chan string, 1)
 	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	go func() {
 		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
 	}()

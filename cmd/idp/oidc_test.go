@@ -14,6 +14,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
@@ -54,7 +55,7 @@ func TestDevRegistersDemoOIDCClient(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	urlc := make(chan string, 1)
 	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	go func() {
 		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
 	}()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testpg"
 	"github.com/campusidp/campusidp/internal/testsmtp"
@@ -152,11 +153,11 @@ func TestMetricsMoveAsUserLogsIn(t *testing.T) {
 	p := b.login(testldap.Alice)
 	code := codeFor(t, smtp, addr, seen)
 	for _, typed := range []string{wrongCode(code), code} {
-		p = b.follow(b.post("/mfa/verify", url.Values{"csrf_token": {b.hidden(p, "csrf_token")},
-			"tx": {b.hidden(p, "tx")}, "code": {typed}}))
+		p = b.Follow(b.Post("/mfa/verify", url.Values{"csrf_token": {p.Hidden(b.t, "csrf_token")},
+			"tx": {p.Hidden(b.t, "tx")}, "code": {typed}}))
 	}
 	if !signedIn(p) {
-		t.Fatalf("login did not complete: %d\n%s", p.status, p.body)
+		t.Fatalf("login did not complete: %d\n%s", p.Status, p.Body)
 	}
 
 	after := scrapeMetrics(t, n.url+"/metrics")
@@ -333,7 +334,7 @@ mail:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "-config", path}, io.Discard, &stderr) }()
 

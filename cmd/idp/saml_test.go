@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
@@ -50,7 +51,7 @@ func TestDevPublishesSAMLMetadata(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	urlc := make(chan string, 1)
 	done := make(chan int, 1)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	go func() {
 		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
 	}()
