@@ -75,33 +75,58 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// devRun is an `idp dev` a test runs in this process on a free loopback port.
+type devRun struct {
+	base           string
+	stdout, stderr testenv.SyncBuffer
+	cancel         context.CancelFunc
+	done           chan int
+}
+
+// startDev runs `idp dev` until stop and returns once it serves; it fails
+// the test when the command exits early or does not start within 30s.
+func startDev(t *testing.T) *devRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &devRun{cancel: cancel, done: make(chan int, 1)}
+	urlc := make(chan string, 1)
+	go func() {
+		d.done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &d.stdout, &d.stderr, func(u string) { urlc <- u })
+	}()
+	select {
+	case d.base = <-urlc:
+	case code := <-d.done:
+		cancel()
+		t.Fatalf("idp dev exited early with %d:\n%s", code, d.stderr.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("idp dev did not start")
+	}
+	return d
+}
+
+// stop cancels the command and returns its exit code; stopped is false
+// (and the test fails) when it does not shut down within 20s.
+func (d *devRun) stop(t *testing.T) (code int, stopped bool) {
+	t.Helper()
+	d.cancel()
+	select {
+	case code = <-d.done:
+		return code, true
+	case <-time.After(20 * time.Second):
+		t.Error("idp dev did not shut down")
+		return 0, false
+	}
+}
+
 // TestDevServesLoginAndDemoLoginWorks runs `idp dev` on a free port and signs
 // in with the first printed demo account.
 func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	urlc := make(chan string, 1)
-	done := make(chan int, 1)
-	var stdout, stderr testenv.SyncBuffer
-	go func() {
-		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
-	}()
-	var base string
-	select {
-	case base = <-urlc:
-	case code := <-done:
-		t.Fatalf("idp dev exited early with %d:\n%s", code, stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("idp dev did not start")
-	}
+	dev := startDev(t)
+	base, stdout := dev.base, &dev.stdout
 	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("idp dev exit code %d", code)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("idp dev did not shut down")
+		if code, stopped := dev.stop(t); stopped && code != 0 {
+			t.Errorf("idp dev exit code %d", code)
 		}
 	}()
 

@@ -9,12 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
@@ -52,29 +50,9 @@ var demoSecretRe = regexp.MustCompile(`client_id (\S+)\s+client_secret (\S+)`)
 
 // idp dev registers a demo relying party and prints how to use it.
 func TestDevRegistersDemoOIDCClient(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	urlc := make(chan string, 1)
-	done := make(chan int, 1)
-	var stdout, stderr testenv.SyncBuffer
-	go func() {
-		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
-	}()
-	var base string
-	select {
-	case base = <-urlc:
-	case code := <-done:
-		t.Fatalf("idp dev exited early with %d:\n%s", code, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("idp dev did not start")
-	}
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("idp dev did not shut down")
-		}
-	}()
+	dev := startDev(t)
+	base, stdout := dev.base, &dev.stdout
+	defer dev.stop(t)
 
 	out := stdout.String()
 	m := demoSecretRe.FindStringSubmatch(out)
@@ -82,7 +60,7 @@ func TestDevRegistersDemoOIDCClient(t *testing.T) {
 		t.Fatalf("idp dev does not print the issuer and the demo client:\n%s", out)
 	}
 	clientID, secret := m[1], m[2]
-	provider, err := gooidc.NewProvider(ctx, base)
+	provider, err := gooidc.NewProvider(context.Background(), base)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}

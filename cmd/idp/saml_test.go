@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
@@ -48,29 +45,9 @@ func TestWithSAMLAttributes(t *testing.T) {
 // TestDevPublishesSAMLMetadata: `idp dev` runs the SAML IdP with a key it
 // generated and kept in its store.
 func TestDevPublishesSAMLMetadata(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	urlc := make(chan string, 1)
-	done := make(chan int, 1)
-	var stdout, stderr testenv.SyncBuffer
-	go func() {
-		done <- cmdDev(ctx, []string{"-listen", "127.0.0.1:0"}, &stdout, &stderr, func(u string) { urlc <- u })
-	}()
-	var base string
-	select {
-	case base = <-urlc:
-	case code := <-done:
-		t.Fatalf("idp dev exited early with %d:\n%s", code, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("idp dev did not start")
-	}
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("idp dev did not shut down")
-		}
-	}()
+	dev := startDev(t)
+	base, stdout := dev.base, &dev.stdout
+	defer dev.stop(t)
 	if !strings.Contains(stdout.String(), base+"/saml/metadata") {
 		t.Errorf("idp dev does not print the SAML metadata URL:\n%s", stdout.String())
 	}
