@@ -2,13 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/campusidp/campusidp/internal/testpg"
@@ -41,104 +39,6 @@ func TestMigrationDirectoriesMatch(t *testing.T) {
 	}
 	if lite, pg := names(sqliteDialect), names(postgresDialect); !slices.Equal(lite, pg) {
 		t.Fatalf("sqlite migrations %v, postgres migrations %v; every migration needs a twin", lite, pg)
-	}
-}
-
-func TestPostgresMigrationsAreIdempotent(t *testing.T) {
-	ctx := context.Background()
-	dsn := testpg.DSN(t)
-	want, err := loadMigrations(postgresDialect.migrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openPGAt(t, dsn)
-	if err := db.PutRecord(ctx, "k", "id", []byte("kept"), time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	for i := range 2 {
-		db := openPGAt(t, dsn)
-		if got := appliedVersions(t, db); len(got) != len(want) {
-			t.Fatalf("reopen %d: applied versions %v, want each of %d migrations once", i, got, len(want))
-		}
-		if v, err := db.GetRecord(ctx, "k", "id", time.Now()); err != nil || string(v) != "kept" {
-			t.Fatalf("reopen %d: GetRecord = %q, %v; want the data kept", i, v, err)
-		}
-	}
-}
-
-// TestPostgresConcurrentOpenMigratesOnce: instances starting together on an
-// empty database wait on the advisory lock; exactly one applies the schema.
-func TestPostgresConcurrentOpenMigratesOnce(t *testing.T) {
-	dsn := testpg.DSN(t)
-	const openers = 6
-	dbs := make([]*DB, openers)
-	var wg sync.WaitGroup
-	for i := range openers {
-		wg.Go(func() {
-			db, err := OpenPostgres(context.Background(), dsn, nil)
-			if err != nil {
-				t.Errorf("OpenPostgres: %v", err)
-				return
-			}
-			dbs[i] = db
-		})
-	}
-	wg.Wait()
-	for _, db := range dbs {
-		if db != nil {
-			t.Cleanup(func() { db.Close() })
-		}
-	}
-	if t.Failed() {
-		return
-	}
-	want, _ := loadMigrations(postgresDialect.migrations)
-	if got := appliedVersions(t, dbs[0]); len(got) != len(want) {
-		t.Fatalf("applied versions %v, want %d", got, len(want))
-	}
-}
-
-func TestPostgresOpenRefusesNewerSchema(t *testing.T) {
-	dsn := testpg.DSN(t)
-	db := openPGAt(t, dsn)
-	if _, err := db.write.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if db, err := OpenPostgres(context.Background(), dsn, nil); !errors.Is(err, ErrSchemaTooNew) {
-		if err == nil {
-			db.Close()
-		}
-		t.Fatalf("OpenPostgres on a newer schema: err = %v, want ErrSchemaTooNew", err)
-	}
-}
-
-// TestPostgresFailedMigrationChangesNothing: PostgreSQL DDL is
-// transactional, so a broken migration leaves no table behind.
-func TestPostgresFailedMigrationChangesNothing(t *testing.T) {
-	ctx := context.Background()
-	db := openPGAt(t, testpg.DSN(t))
-	broken := postgresDialect
-	broken.migrations = fstest.MapFS{
-		"0001_init.sql":   {Data: []byte("CREATE TABLE first (x BIGINT)")},
-		"0002_broken.sql": {Data: []byte("CREATE TABLE second (x BIGINT); THIS IS NOT SQL")},
-	}
-	if _, err := db.write.Exec(`DROP TABLE schema_migrations`); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, db.write, broken, db.logger); err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
-		t.Fatalf("migrate with a broken migration: err = %v, want it to name migration 2", err)
-	}
-	for _, table := range []string{"first", "second", "schema_migrations"} {
-		var n int
-		if err := db.read.QueryRow(`SELECT count(*) FROM information_schema.tables
-WHERE table_schema = current_schema() AND table_name = $1`, table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
-			t.Errorf("table %s exists after the failed migration; want the transaction rolled back", table)
-		}
 	}
 }
 

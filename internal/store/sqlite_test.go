@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -39,114 +37,6 @@ func appliedVersions(t *testing.T, db *DB) []int64 {
 		vs = append(vs, v)
 	}
 	return vs
-}
-
-func TestMigrationsAreIdempotent(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "idp.db")
-	want, err := loadMigrations(sqliteDialect.migrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expires := time.Now().Add(time.Hour)
-
-	db, err := OpenSQLite(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.PutRecord(ctx, "k", "id", []byte("kept"), expires); err != nil {
-		t.Fatal(err)
-	}
-	if got := appliedVersions(t, db); len(got) != len(want) {
-		t.Fatalf("applied versions %v, want %d migrations", got, len(want))
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	for i := range 2 {
-		db := openTestDB(t, path)
-		if got := appliedVersions(t, db); len(got) != len(want) {
-			t.Fatalf("reopen %d: applied versions %v, want each of %d migrations once", i, got, len(want))
-		}
-		if v, err := db.GetRecord(ctx, "k", "id", time.Now()); err != nil || string(v) != "kept" {
-			t.Fatalf("reopen %d: GetRecord = %q, %v; want the data kept", i, v, err)
-		}
-	}
-}
-
-func TestConcurrentOpenMigratesOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "idp.db")
-	const openers = 4
-	dbs := make([]*DB, openers)
-	var wg sync.WaitGroup
-	for i := range openers {
-		wg.Go(func() {
-			db, err := OpenSQLite(context.Background(), path, nil)
-			if err != nil {
-				t.Errorf("OpenSQLite: %v", err)
-				return
-			}
-			dbs[i] = db
-		})
-	}
-	wg.Wait()
-	for _, db := range dbs {
-		if db != nil {
-			t.Cleanup(func() { db.Close() })
-		}
-	}
-	if t.Failed() {
-		return
-	}
-	want, _ := loadMigrations(sqliteDialect.migrations)
-	if got := appliedVersions(t, dbs[0]); len(got) != len(want) {
-		t.Fatalf("applied versions %v, want %d", got, len(want))
-	}
-}
-
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "idp.db")
-	db := openTestDB(t, path)
-	if _, err := db.write.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if db, err := OpenSQLite(context.Background(), path, nil); !errors.Is(err, ErrSchemaTooNew) {
-		if err == nil {
-			db.Close()
-		}
-		t.Fatalf("OpenSQLite on a newer schema: err = %v, want ErrSchemaTooNew", err)
-	}
-}
-
-func TestFailedMigrationChangesNothing(t *testing.T) {
-	ctx := context.Background()
-	broken := dialect{
-		name:          "sqlite-test",
-		migrationLock: "SELECT 1", // exercises the lock hook
-		migrations: fstest.MapFS{
-			"0001_init.sql":   {Data: []byte("CREATE TABLE first (x INTEGER)")},
-			"0002_broken.sql": {Data: []byte("CREATE TABLE second (x INTEGER); THIS IS NOT SQL")},
-		},
-	}
-	// Start from an empty schema_migrations so both migrations are pending.
-	fresh := openTestDB(t, filepath.Join(t.TempDir(), "fresh.db"))
-	if _, err := fresh.write.Exec(`DROP TABLE schema_migrations`); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrate(ctx, fresh.write, broken, fresh.logger); err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
-		t.Fatalf("migrate with a broken migration: err = %v, want it to name migration 2", err)
-	}
-	for _, table := range []string{"first", "second", "schema_migrations"} {
-		var n int
-		if err := fresh.read.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = $1`, table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
-			t.Errorf("table %s exists after the failed migration; want the transaction rolled back", table)
-		}
-	}
 }
 
 func TestLoadMigrations(t *testing.T) {
