@@ -430,6 +430,11 @@ func (r *rp) mustExchange(code string, f *flow) *oauth2.Token {
 	return tok
 }
 
+// refresh redeems a refresh token at the token endpoint.
+func (r *rp) refresh(refreshToken string) (*oauth2.Token, error) {
+	return r.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: refreshToken}).Token()
+}
+
 // idClaims are the ID token claims the tests look at.
 type idClaims struct {
 	Subject  string   `json:"sub"`
@@ -531,6 +536,22 @@ func (b *browser) login(r *rp, u testldap.User, opts ...oauth2.AuthCodeOption) (
 		p = b.password(p, u)
 	}
 	return r.mustExchange(r.codeFrom(p, f), f), f
+}
+
+// loginAgain moves the clock by wait, then checks that an authorization
+// request with opts (named by what in a failure) shows the login form
+// although the browser has a session, logs u in again and returns the
+// claims of the new ID token.
+func (b *browser) loginAgain(r *rp, u testldap.User, wait time.Duration, what string, opts ...oauth2.AuthCodeOption) idClaims {
+	b.t.Helper()
+	b.e.clock.Advance(wait)
+	f := r.start(opts...)
+	p := b.Follow(b.Get(f.url))
+	if !hasForm(p, "/login") {
+		b.t.Fatalf("%s did not show the login form: %d", what, p.Status)
+	}
+	_, c := r.verify(r.mustExchange(r.codeFrom(b.password(p, u), f), f), f)
+	return c
 }
 
 // returnTo reads where a login transaction returns to (the provider's

@@ -246,7 +246,7 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 		!strings.Contains(h.Get("WWW-Authenticate"), "invalid_token") {
 		t.Errorf("access token of a replayed code still works: %d", status)
 	}
-	_, err = web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	_, err = web.refresh(tok.RefreshToken)
 	if oauthError(err) != "invalid_grant" {
 		t.Errorf("refresh token of a replayed code: %v, want invalid_grant", err)
 	}
@@ -323,14 +323,7 @@ func TestPromptLogin(t *testing.T) {
 		t.Fatalf("SSO: status %d Location %q", p.Status, p.Location)
 	}
 
-	e.clock.Advance(3 * time.Second)
-	f = web.start(oauth2.SetAuthURLParam("prompt", "login"))
-	p := b.Follow(b.Get(f.url))
-	if !hasForm(p, "/login") {
-		t.Fatalf("prompt=login did not show the login form: %d", p.Status)
-	}
-	tok := web.mustExchange(web.codeFrom(b.password(p, testldap.Alice), f), f)
-	_, c2 := web.verify(tok, f)
+	c2 := b.loginAgain(web, testldap.Alice, 3*time.Second, "prompt=login", oauth2.SetAuthURLParam("prompt", "login"))
 	if c2.AuthTime < c1.AuthTime+3 {
 		t.Fatalf("auth_time %d after prompt=login, want the new login (first was %d)", c2.AuthTime, c1.AuthTime)
 	}
@@ -350,14 +343,7 @@ func TestMaxAge(t *testing.T) {
 		t.Fatalf("max_age=10000 with a fresh login: status %d, want SSO", p.Status)
 	}
 
-	e.clock.Advance(2 * time.Second)
-	f = web.start(oauth2.SetAuthURLParam("max_age", "1"))
-	p := b.Follow(b.Get(f.url))
-	if !hasForm(p, "/login") {
-		t.Fatalf("max_age=1 two seconds after the login did not ask again: %d", p.Status)
-	}
-	tok := web.mustExchange(web.codeFrom(b.password(p, testldap.Alice), f), f)
-	_, c2 := web.verify(tok, f)
+	c2 := b.loginAgain(web, testldap.Alice, 2*time.Second, "max_age=1 two seconds after the login", oauth2.SetAuthURLParam("max_age", "1"))
 	if c2.AuthTime < c1.AuthTime+2 {
 		t.Fatalf("auth_time %d, want a new login after %d", c2.AuthTime, c1.AuthTime)
 	}
@@ -426,10 +412,7 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 	first, _ := e.browser().login(web, testldap.Alice)
 	idt1, c1 := web.verify(first, nil)
 
-	refresh := func(rt string) (*oauth2.Token, error) {
-		return web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: rt}).Token()
-	}
-	second, err := refresh(first.RefreshToken)
+	second, err := web.refresh(first.RefreshToken)
 	if err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
@@ -452,10 +435,10 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 	}
 
 	// Replaying the first refresh token revokes everything of the login.
-	if _, err := refresh(first.RefreshToken); oauthError(err) != "invalid_grant" {
+	if _, err := web.refresh(first.RefreshToken); oauthError(err) != "invalid_grant" {
 		t.Fatalf("replayed refresh token: %v, want invalid_grant", err)
 	}
-	if _, err := refresh(second.RefreshToken); oauthError(err) != "invalid_grant" {
+	if _, err := web.refresh(second.RefreshToken); oauthError(err) != "invalid_grant" {
 		t.Errorf("the chain's current refresh token survived the replay: %v", err)
 	}
 	for _, at := range []string{first.AccessToken, second.AccessToken} {
@@ -479,20 +462,20 @@ func TestRefreshLifetimes(t *testing.T) {
 	for used+step < e.cfg.OIDC.RefreshTokenAbsoluteLifetime {
 		e.clock.Advance(step)
 		used += step
-		next, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: rt}).Token()
+		next, err := web.refresh(rt)
 		if err != nil {
 			t.Fatalf("refresh after %v: %v", used, err)
 		}
 		rt = next.RefreshToken
 	}
 	e.clock.Advance(e.cfg.OIDC.RefreshTokenAbsoluteLifetime - used)
-	if _, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: rt}).Token(); oauthError(err) != "invalid_grant" {
+	if _, err := web.refresh(rt); oauthError(err) != "invalid_grant" {
 		t.Fatalf("refresh past the absolute lifetime: %v, want invalid_grant", err)
 	}
 
 	tok, _ = e.browser().login(web, testldap.Bob)
 	e.clock.Advance(e.cfg.OIDC.RefreshTokenLifetime)
-	if _, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); oauthError(err) != "invalid_grant" {
+	if _, err := web.refresh(tok.RefreshToken); oauthError(err) != "invalid_grant" {
 		t.Fatalf("refresh token unused for its lifetime: %v, want invalid_grant", err)
 	}
 }

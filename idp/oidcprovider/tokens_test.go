@@ -144,7 +144,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	if _, out := web.postForm("/oauth/introspect", url.Values{"token": {tok.AccessToken}}); out["active"] != false {
 		t.Fatalf("revoked token still active: %v", out)
 	}
-	next, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	next, err := web.refresh(tok.RefreshToken)
 	if err != nil {
 		t.Fatalf("refresh after revoking the access token: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	if _, out := web.postForm("/oauth/introspect", url.Values{"token": {next.AccessToken}}); out["active"] != false {
 		t.Errorf("access token of a revoked refresh token still active: %v", out)
 	}
-	if _, err := web.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); oauthError(err) != "invalid_grant" {
+	if _, err := web.refresh(next.RefreshToken); oauthError(err) != "invalid_grant" {
 		t.Errorf("revoked refresh token: %v", err)
 	}
 	// Unknown tokens are no error (RFC 7009 section 2.2).
