@@ -14,7 +14,7 @@ import (
 // TestSmoke runs the whole harness briefly: a real slapd, the SMTP sink and
 // `idp serve` built from this tree, a few users enrolled through the pages,
 // and every scenario (password logins, OIDC with RS256 and ES256 keys,
-// refresh, SAML) for a second each, with no errors.
+// refresh, SAML) for two seconds each, with no errors.
 // It proves the machinery, not the speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -23,7 +23,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	o := options{users: 6, workers: 2, duration: time.Second, warmup: 200 * time.Millisecond, settle: 100 * time.Millisecond,
+	o := options{users: 6, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
 		algs: []string{"RS256", "ES256"}, logLevel: "warn"}
 	if err := run(ctx, o, &out, io.MultiWriter(&log)); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), log.String())
