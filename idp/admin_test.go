@@ -15,6 +15,7 @@ import (
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
@@ -191,7 +192,7 @@ func TestNonStaffGetForbiddenOnEveryAdminURL(t *testing.T) {
 					p = who.b.follow(p) // the router adds the slash
 				}
 				if p.status != http.StatusForbidden {
-					t.Errorf("%s: %s %s (%s): status %d, want 403\n%s", who.name, u.method, u.path, action, p.status, lastLines(p.body, 5))
+					t.Errorf("%s: %s %s (%s): status %d, want 403\n%s", who.name, u.method, u.path, action, p.status, testenv.LastLines(p.body, 5))
 				}
 				if strings.Contains(p.body, "form has expired") {
 					t.Errorf("%s: %s %s was refused by the CSRF check, not by the role check", who.name, u.method, u.path)

@@ -1,50 +1,24 @@
 package idp_test
 
 import (
-	"bytes"
-	"context"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
-	"github.com/campusidp/campusidp/ldapstore"
 )
-
-// clock is a settable clock for lifetimes and budgets.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 type env struct {
 	t     *testing.T
@@ -52,92 +26,27 @@ type env struct {
 	ldap  *testldap.Server
 	smtp  *testsmtp.Server
 	db    *store.DB
-	clock *clock
+	clock *testenv.Clock
 	app   *idp.App
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-type envOption func(*config.Config, *ldapstore.Config)
+type envOption = testenv.Option
 
 // newEnv starts a real slapd, a SQLite store and the app behind an HTTP
-// test server.
+// test server. Password-only tests run with optional enrollment; the MFA
+// tests ask for "required" explicitly.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	ls := testldap.Start(t)
-	return newEnvWithLDAP(t, ls, opts...)
+	return newEnvWithLDAP(t, testldap.Start(t), opts...)
 }
 
 func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	t.Helper()
-	ctx := context.Background()
-	cfg := config.Default()
-	cfg.Server.PublicURL = "http://127.0.0.1"
-	cfg.Security.SecretKey = config.SecretValue(strings.Repeat("k", 32))
-	cfg.Mail.From = "ninsho-qa@campus.example"
-	// Password-only tests run with optional enrollment; the MFA tests ask
-	// for "required" explicitly.
-	cfg.MFA.Enrollment = config.EnrollmentOptional
-	cfg.MFA.Email.BlockedDomains = []string{"st.kyoto-u.ac.jp", "kyoto-u.ac.jp", "ms.c.kyoto-u.ac.jp"}
-	cfg.MFA.Email.PlaceholderAddress = "id00000000@mail2.adm.example.ac.jp"
-	lcfg := ls.Config()
-	for _, o := range opts {
-		o(&cfg, &lcfg)
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dir, err := ldapstore.New(lcfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dir.Close() })
-	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "idp.db"), logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	clk := newClock()
-	smtpSrv := testsmtp.Start(t)
-	sender, err := mail.NewSMTP(mail.SMTPConfig{
-		Host: smtpSrv.Host(), Port: smtpSrv.Port(), TLS: "none", Timeout: 5 * time.Second, From: cfg.Mail.From,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mailer := idp.MailerFunc(func(ctx context.Context, m idp.Mail) error {
-		return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
-	})
-	app, err := idp.New(idp.Options{Config: &cfg, Directory: dir, Store: db, Sessions: db.SessionStore(),
-		Now: clk.Now, Mailer: mailer, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(app.Handler())
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("idp log:\n%s", lastLines(logs.String(), 40))
-		}
-	})
-	return &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, srv: srv, logs: logs}
+	te := testenv.NewWithLDAP(t, ls, opts...)
+	return &env{t: t, cfg: te.Config, ldap: te.LDAP, smtp: te.SMTP, db: te.DB, clock: te.Clock, app: te.App,
+		srv: te.Server, logs: te.Logs}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects on
@@ -256,12 +165,4 @@ func (b *browser) cookie(name string) string {
 		}
 	}
 	return ""
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
@@ -37,7 +38,7 @@ func (e *env) codeFrom(addr, subject string) string {
 		msgs := e.smtp.Messages()
 		for i := len(msgs) - 1; i >= 0; i-- {
 			m := msgs[i]
-			if m.Subject == subject && hasAddr(m.To, addr) {
+			if m.Subject == subject && testenv.HasAddr(m.To, addr) {
 				match := codeRe.FindStringSubmatch(m.Text)
 				if match == nil {
 					e.t.Fatalf("no code in mail body:\n%s", m.Text)
@@ -58,20 +59,11 @@ func (e *env) codeFrom(addr, subject string) string {
 func (e *env) mailCount(addr, subject string) int {
 	n := 0
 	for _, m := range e.smtp.Messages() {
-		if m.Subject == subject && hasAddr(m.To, addr) {
+		if m.Subject == subject && testenv.HasAddr(m.To, addr) {
 			n++
 		}
 	}
 	return n
-}
-
-func hasAddr(list []string, addr string) bool {
-	for _, a := range list {
-		if strings.EqualFold(strings.Trim(a, "<>"), addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // registerAddress runs the settings form on page p: address, code, confirm.

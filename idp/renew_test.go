@@ -14,6 +14,7 @@ import (
 	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/mail"
 	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -57,7 +58,7 @@ func newCountingEnv(t *testing.T) (*env, *countingStore, *countingSessions) {
 	cfg.Mail.From = "ninsho-qa@campus.example"
 	cfg.MFA.Enrollment = config.EnrollmentRequired
 	ls := testldap.Start(t)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir, err := ldapstore.New(ls.Config(), logger)
 	if err != nil {
@@ -81,7 +82,7 @@ func newCountingEnv(t *testing.T) (*env, *countingStore, *countingSessions) {
 	})
 	st := &countingStore{DB: db}
 	sessions := &countingSessions{SessionStore: db.SessionStore()}
-	clk := newClock()
+	clk := testenv.NewClock(testenv.Start)
 	app, err := idp.New(idp.Options{Config: &cfg, Directory: dir, Store: st, Sessions: sessions,
 		Now: clk.Now, Mailer: mailer, Logger: logger})
 	if err != nil {
@@ -91,7 +92,7 @@ func newCountingEnv(t *testing.T) (*env, *countingStore, *countingSessions) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("idp log:\n%s", lastLines(logs.String(), 40))
+			t.Logf("idp log:\n%s", testenv.LastLines(logs.String(), 40))
 		}
 	})
 	e := &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, srv: srv, logs: logs}
