@@ -189,40 +189,56 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 // URL returns the absolute URL of a path on the IdP.
 func (e *Env) URL(path string) string { return e.Server.URL + path }
 
-var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
-
 // CodeFrom waits for the newest mail to addr with the given subject and
 // returns the code in its body. It fails the test when none arrives within
 // MailWait, when the body holds no code, or when the sender is wrong.
 func (e *Env) CodeFrom(addr, subject string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(MailWait)
-	for time.Now().Before(deadline) {
-		msgs := e.SMTP.Messages()
-		for i := len(msgs) - 1; i >= 0; i-- {
-			m := msgs[i]
-			if m.Subject != subject || !HasAddr(m.To, addr) {
-				continue
-			}
-			match := codeRe.FindStringSubmatch(m.Text)
-			if match == nil {
-				e.t.Fatalf("testenv: no code in the mail %q to %s:\n%s", subject, addr, m.Text)
-			}
-			if m.From != e.Config.Mail.From && !strings.Contains(m.From, e.Config.Mail.From) {
-				e.t.Errorf("testenv: mail From %q, want %q", m.From, e.Config.Mail.From)
-			}
-			return match[1]
-		}
-		time.Sleep(20 * time.Millisecond)
+	m := NewestMail(e.t, e.SMTP, addr, subject)
+	if m.From != e.Config.Mail.From && !strings.Contains(m.From, e.Config.Mail.From) {
+		e.t.Errorf("testenv: mail From %q, want %q", m.From, e.Config.Mail.From)
 	}
-	e.t.Fatalf("testenv: no mail %q to %s within %v", subject, addr, MailWait)
-	return ""
+	return CodeIn(e.t, m)
 }
 
 // MailCount counts the mails to addr with a subject received so far.
-func (e *Env) MailCount(addr, subject string) int {
+func (e *Env) MailCount(addr, subject string) int { return MailsTo(e.SMTP, addr, subject) }
+
+// NewestMail waits up to MailWait for a mail to addr with the subject and
+// returns the newest one; it fails the test when none arrives.
+func NewestMail(t testing.TB, srv *testsmtp.Server, addr, subject string) testsmtp.Received {
+	t.Helper()
+	deadline := time.Now().Add(MailWait)
+	for time.Now().Before(deadline) {
+		msgs := srv.Messages()
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].Subject == subject && HasAddr(msgs[i].To, addr) {
+				return msgs[i]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("testenv: no mail %q to %s within %v", subject, addr, MailWait)
+	return testsmtp.Received{}
+}
+
+var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
+
+// CodeIn returns the code (a line of 6 to 10 digits) in a mail's body; it
+// fails the test when there is none.
+func CodeIn(t testing.TB, m testsmtp.Received) string {
+	t.Helper()
+	match := codeRe.FindStringSubmatch(m.Text)
+	if match == nil {
+		t.Fatalf("testenv: no code in the mail %q to %v:\n%s", m.Subject, m.To, m.Text)
+	}
+	return match[1]
+}
+
+// MailsTo counts the mails to addr with a subject received so far.
+func MailsTo(srv *testsmtp.Server, addr, subject string) int {
 	n := 0
-	for _, m := range e.SMTP.Messages() {
+	for _, m := range srv.Messages() {
 		if m.Subject == subject && HasAddr(m.To, addr) {
 			n++
 		}
