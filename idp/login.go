@@ -103,10 +103,7 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	tx.UserID = user.ID
 	tx.PasswordAt = a.now()
-	if err := a.saveTx(ctx, tx); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
+	tx.changed = true // saved by advance
 	a.setRememberCookie(w, id, remember)
 	a.advance(w, r, tx)
 }
@@ -163,8 +160,13 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 	user, err := a.dir.Authenticate(ctx, id, password)
 	switch {
 	case err == nil:
-		if err := a.store.ResetCounter(ctx, idKey); err != nil {
-			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+		// Earlier failures are forgiven. The attempt just spent stays
+		// counted when it is the only one: it expires with its window, and
+		// skipping that reset saves a write on most logins.
+		if idCount.Count > 1 {
+			if err := a.store.ResetCounter(ctx, idKey); err != nil {
+				a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+			}
 		}
 		a.audit(ctx, "login_password_ok", user.ID, nil)
 		a.observeLogin(loginOK)

@@ -51,6 +51,10 @@ type LoginTx struct {
 	PasswordAt time.Time `json:"password_at,omitzero"`
 	FactorAt   time.Time `json:"factor_at,omitzero"`
 	CodeSentAt time.Time `json:"code_sent_at,omitzero"`
+
+	// changed marks steps recorded in this request and not yet saved;
+	// advance saves them once, before the redirect.
+	changed bool
 }
 
 // AuthResult is what a finished login tells the front-end.
@@ -165,6 +169,7 @@ func (a *App) saveTx(ctx context.Context, tx *LoginTx) error {
 	if err := a.store.PutRecord(ctx, recordLoginTx, tx.ID, raw, tx.Expires); err != nil {
 		return fmt.Errorf("idp: saving login transaction: %w", err)
 	}
+	tx.changed = false
 	return nil
 }
 

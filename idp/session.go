@@ -67,9 +67,10 @@ func (a *App) newSessionManager(store scs.Store) *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = store
 	sm.HashTokenInStore = true
-	// scs enforces these with the wall clock as a backstop; sessionTimeouts
-	// enforces the same limits with the app's clock.
-	sm.IdleTimeout = a.cfg.Session.IdleTimeout
+	// sessionTimeouts enforces the idle and absolute timeouts with the app's
+	// clock. scs keeps only the absolute lifetime (the row's expiry): its own
+	// IdleTimeout would mark every request's session modified and rewrite
+	// the row each time, the store's busiest write.
 	sm.Lifetime = a.cfg.Session.AbsoluteTimeout
 	sm.Cookie.Name = a.cfg.Session.CookieName
 	sm.Cookie.HttpOnly = true

@@ -261,6 +261,10 @@ func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc setti
 			return
 		}
 		if acc.Tx != nil {
+			if err := a.saveTx(ctx, acc.Tx); err != nil {
+				a.serverError(w, r, err)
+				return
+			}
 			next, err := a.nextURL(ctx, acc.Tx)
 			if err != nil {
 				a.serverError(w, r, err)

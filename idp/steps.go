@@ -88,6 +88,13 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 			}
 		}
 	}
+	// One write for every step this request recorded.
+	if tx.changed {
+		if err := a.saveTx(ctx, tx); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+	}
 	http.Redirect(w, r, a.stepURL(st, tx), http.StatusSeeOther)
 }
 
@@ -134,7 +141,7 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 	a.observeFactor(method, "")
 	if tx != nil {
 		tx.FactorAt = now
-		return a.saveTx(ctx, tx)
+		tx.changed = true // saved by advance, or by the caller
 	}
 	return nil
 }
