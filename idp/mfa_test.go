@@ -20,12 +20,11 @@ import (
 )
 
 const (
-	otpSubject   = "ワンタイムパスワードのお知らせ / Notification of one time password"
-	resetSubject = "ワンタイムパスワード設定初期化用確認コードのお知らせ / Notification of confirmation code for one time password initialization"
-	mailWait     = 10 * time.Second
+	otpSubject   = testenv.OTPSubject
+	resetSubject = testenv.ResetSubject
 )
 
-func requireMFA(c *config.Config, _ *ldapstore.Config) { c.MFA.Enrollment = config.EnrollmentRequired }
+var requireMFA = testenv.RequireMFA
 
 var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
 
@@ -33,38 +32,15 @@ var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
 // the code in its body.
 func (e *env) codeFrom(addr, subject string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(mailWait)
-	for time.Now().Before(deadline) {
-		msgs := e.smtp.Messages()
-		for i := len(msgs) - 1; i >= 0; i-- {
-			m := msgs[i]
-			if m.Subject == subject && testenv.HasAddr(m.To, addr) {
-				match := codeRe.FindStringSubmatch(m.Text)
-				if match == nil {
-					e.t.Fatalf("no code in mail body:\n%s", m.Text)
-				}
-				if m.From != e.cfg.Mail.From && !strings.Contains(m.From, e.cfg.Mail.From) {
-					e.t.Errorf("mail From %q, want %q", m.From, e.cfg.Mail.From)
-				}
-				return match[1]
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	m := testenv.NewestMail(e.t, e.smtp, addr, subject)
+	if m.From != e.cfg.Mail.From && !strings.Contains(m.From, e.cfg.Mail.From) {
+		e.t.Errorf("mail From %q, want %q", m.From, e.cfg.Mail.From)
 	}
-	e.t.Fatalf("no mail %q to %s", subject, addr)
-	return ""
+	return testenv.CodeIn(e.t, m)
 }
 
 // mailCount counts mails to addr with a subject.
-func (e *env) mailCount(addr, subject string) int {
-	n := 0
-	for _, m := range e.smtp.Messages() {
-		if m.Subject == subject && testenv.HasAddr(m.To, addr) {
-			n++
-		}
-	}
-	return n
-}
+func (e *env) mailCount(addr, subject string) int { return testenv.MailsTo(e.smtp, addr, subject) }
 
 // registerAddress runs the settings form on page p: address, code, confirm.
 func (b *browser) registerAddress(p page, addr string) page {

@@ -22,7 +22,7 @@ import (
 )
 
 // Subject of the mail that carries a one-time password (from the manual).
-const otpSubject = "ワンタイムパスワードのお知らせ / Notification of one time password"
+const otpSubject = testenv.OTPSubject
 
 // testSecret is the security.secret_key every node of a test shares.
 const testSecret = "0123456789abcdef0123456789abcdef-cluster"
@@ -303,15 +303,7 @@ func codeFor(t *testing.T, smtp *testsmtp.Server, addr string, seen int) string 
 	return ""
 }
 
-func mailsTo(smtp *testsmtp.Server, addr string) int {
-	n := 0
-	for _, m := range smtp.Messages() {
-		if m.Subject == otpSubject && testenv.HasAddr(m.To, addr) {
-			n++
-		}
-	}
-	return n
-}
+func mailsTo(smtp *testsmtp.Server, addr string) int { return testenv.MailsTo(smtp, addr, otpSubject) }
 
 // enroll logs u in and registers addr as u's mailed one-time password.
 func (b *browser) enroll(u testldap.User, smtp *testsmtp.Server, addr string) {

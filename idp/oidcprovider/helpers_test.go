@@ -36,7 +36,7 @@ import (
 const (
 	refedsMFA    = "https://refeds.org/profile/mfa"
 	passwordACR  = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
-	otpSubject   = "ワンタイムパスワードのお知らせ / Notification of one time password"
+	otpSubject   = testenv.OTPSubject
 	webSecret    = "web-client-secret-0123456789abcdefghij"
 	postSecret   = "post-client-secret-0123456789abcdefghi"
 	robotSecret  = "machine-client-secret-0123456789abcdef"
@@ -277,37 +277,13 @@ func (b *browser) enroll(p page, addr string) page {
 	return b.Follow(b.Get(html.UnescapeString(m[1])))
 }
 
-var codeRe = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
-
 // codeFrom returns the code in the newest one-time password mail to addr.
 func (e *env) codeFrom(addr string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(mailWaitTime)
-	for time.Now().Before(deadline) {
-		msgs := e.smtp.Messages()
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if msgs[i].Subject == otpSubject && testenv.HasAddr(msgs[i].To, addr) {
-				if m := codeRe.FindStringSubmatch(msgs[i].Text); m != nil {
-					return m[1]
-				}
-				e.t.Fatalf("no code in mail:\n%s", msgs[i].Text)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("no one-time password mail to %s", addr)
-	return ""
+	return testenv.CodeIn(e.t, testenv.NewestMail(e.t, e.smtp, addr, otpSubject))
 }
 
-func (e *env) mailCount(addr string) int {
-	n := 0
-	for _, m := range e.smtp.Messages() {
-		if m.Subject == otpSubject && testenv.HasAddr(m.To, addr) {
-			n++
-		}
-	}
-	return n
-}
+func (e *env) mailCount(addr string) int { return testenv.MailsTo(e.smtp, addr, otpSubject) }
 
 func (e *env) waitMails(addr string, n int) {
 	e.t.Helper()

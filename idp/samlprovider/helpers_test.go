@@ -386,7 +386,6 @@ type page = testenv.Page
 var (
 	buttonRe = regexp.MustCompile(`<a class="button" href="([^"]+)"`)
 	actionRe = regexp.MustCompile(`<form method="post" action="([^"]*)" data-autosubmit>`)
-	codeRe   = regexp.MustCompile(`(?m)^\s+(\d{6,10})\s*$`)
 )
 
 func isLoginForm(p page) bool { return strings.Contains(p.Body, `name="password"`) }
@@ -423,29 +422,12 @@ func (b *browser) submitLogin(p page, u testldap.User) page {
 	})
 }
 
-const otpSubject = "ワンタイムパスワードのお知らせ / Notification of one time password"
+const otpSubject = testenv.OTPSubject
 
 // codeFor waits for the newest one-time password mailed to addr.
 func (e *env) codeFor(addr string) string {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		msgs := e.smtp.Messages()
-		for i := len(msgs) - 1; i >= 0; i-- {
-			m := msgs[i]
-			if m.Subject != otpSubject {
-				continue
-			}
-			if testenv.HasAddr(m.To, addr) {
-				if match := codeRe.FindStringSubmatch(m.Text); match != nil {
-					return match[1]
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("no one-time password mailed to %s", addr)
-	return ""
+	return testenv.CodeIn(e.t, testenv.NewestMail(e.t, e.smtp, addr, otpSubject))
 }
 
 // enrollAndContinue registers addr as the factor on the settings page p
