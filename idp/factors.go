@@ -77,7 +77,38 @@ func (f *Factors) DefaultMethod() string {
 	}
 }
 
+// loadFactors returns the user's factor settings (empty when none are
+// registered). A request reads them once: the login steps ask several
+// times. Callers must not modify the result; changes go through
+// updateFactors.
 func (a *App) loadFactors(ctx context.Context, userID string) (*Factors, error) {
+	rs, _ := ctx.Value(ctxRequestState).(*requestState)
+	if rs != nil {
+		if f, ok := rs.factors[userID]; ok {
+			return f, nil
+		}
+	}
+	f, err := a.readFactors(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if rs != nil {
+		if rs.factors == nil {
+			rs.factors = map[string]*Factors{}
+		}
+		rs.factors[userID] = f
+	}
+	return f, nil
+}
+
+// forgetFactors drops the request's cached copy after a change.
+func (a *App) forgetFactors(ctx context.Context, userID string) {
+	if rs, _ := ctx.Value(ctxRequestState).(*requestState); rs != nil {
+		delete(rs.factors, userID)
+	}
+}
+
+func (a *App) readFactors(ctx context.Context, userID string) (*Factors, error) {
 	raw, err := a.store.GetRecord(ctx, recordFactors, userID, a.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return &Factors{}, nil
@@ -96,6 +127,7 @@ func (a *App) loadFactors(ctx context.Context, userID string) (*Factors, error) 
 // the store), creating the record on first use. edit must not touch the
 // store: it may run more than once.
 func (a *App) updateFactors(ctx context.Context, userID string, edit func(f *Factors) error) error {
+	defer a.forgetFactors(ctx, userID)
 	apply := func(old []byte) ([]byte, error) {
 		var f Factors
 		if len(old) > 0 {
@@ -124,6 +156,7 @@ func (a *App) updateFactors(ctx context.Context, userID string, edit func(f *Fac
 }
 
 func (a *App) clearFactors(ctx context.Context, userID string) error {
+	defer a.forgetFactors(ctx, userID)
 	if err := a.store.DeleteRecord(ctx, recordFactors, userID); err != nil {
 		return fmt.Errorf("idp: clearing factors: %w", err)
 	}

@@ -20,10 +20,27 @@ import (
 	"github.com/campusidp/campusidp/ldapstore"
 )
 
-// countingStore counts the session bindings the app writes.
+// countingStore counts the session bindings the app writes, the reads of
+// factor settings and the writes of login transactions.
 type countingStore struct {
 	*store.DB
-	binds atomic.Int32
+	binds       atomic.Int32
+	factorReads atomic.Int32
+	txWrites    atomic.Int32
+}
+
+func (s *countingStore) GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error) {
+	if kind == "mfa_factors" {
+		s.factorReads.Add(1)
+	}
+	return s.DB.GetRecord(ctx, kind, id, now)
+}
+
+func (s *countingStore) PutRecord(ctx context.Context, kind, id string, v []byte, exp time.Time) error {
+	if kind == "login_tx" {
+		s.txWrites.Add(1)
+	}
+	return s.DB.PutRecord(ctx, kind, id, v, exp)
 }
 
 func (s *countingStore) BindSessionUser(ctx context.Context, token, userID string) error {
@@ -150,5 +167,34 @@ func TestSessionTokenRenewedOncePerRequest(t *testing.T) {
 	}
 	if p := b.follow(b.get("/user/")); signedIn(p) {
 		t.Fatal("the browser is still signed in after its sessions were ended")
+	}
+}
+
+// The password POST of a trusted-browser login walks several steps (the
+// password, the factor check, the trusted browser, the next step); it reads
+// the user's factors once and saves the login transaction once.
+func TestTrustedLoginReadsFactorsAndSavesTransactionOnce(t *testing.T) {
+	e, st, _ := newCountingEnv(t)
+	u := testldap.Alice
+	const addr = "alice.once@example.net"
+	enrolling := e.browser()
+	enrolling.enroll(u, addr)
+	enrolling.logout()
+	b := e.browser()
+	p := b.mfaLogin(u)
+	b.follow(b.submitCode(p, e.codeFrom(addr, otpSubject), true))
+	b.logout()
+
+	login := b.openLogin()
+	reads, writes := st.factorReads.Load(), st.txWrites.Load()
+	r := b.submitLogin(login, u.ID, u.Password)
+	if got := st.factorReads.Load() - reads; got != 1 {
+		t.Errorf("the password POST read the factors %d times, want 1", got)
+	}
+	if got := st.txWrites.Load() - writes; got != 1 {
+		t.Errorf("the password POST saved the login transaction %d times, want 1", got)
+	}
+	if !signedIn(b.follow(r)) {
+		t.Fatal("the trusted browser did not complete the login")
 	}
 }

@@ -178,6 +178,9 @@ type requestState struct {
 	// renewedFor is the user the session token renewed in this request was
 	// bound to ("" until a renewal).
 	renewedFor string
+	// factors caches the factor settings read in this request (by user);
+	// every change to them drops the entry.
+	factors map[string]*Factors
 }
 
 // renewAndBind gives the session a new token (a privilege change) and
