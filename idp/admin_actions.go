@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/campusidp/campusidp/ldapstore"
 )
@@ -78,6 +79,8 @@ func (a *App) UnlockOTP(ctx context.Context, actor, userID string) error {
 type EndedSessions struct {
 	TrustedBrowsers int
 	Sessions        int
+	// Grants are the relying parties' refresh-token grants revoked.
+	Grants int
 }
 
 // EndUserSessions revokes every trusted browser of an account and ends all
@@ -109,11 +112,34 @@ func (a *App) endAll(ctx context.Context, userID, exceptToken string) (EndedSess
 	if ended.Sessions, err = a.store.DeleteUserSessions(ctx, userID, exceptToken); err != nil {
 		return ended, fmt.Errorf("idp: ending sessions: %w", err)
 	}
+	if ended.Grants, err = a.revokeGrants(ctx, userID); err != nil {
+		return ended, err
+	}
 	return ended, nil
 }
 
 func endedDetail(e EndedSessions) map[string]string {
-	return map[string]string{"trusted_browsers": strconv.Itoa(e.TrustedBrowsers), "sessions": strconv.Itoa(e.Sessions)}
+	return map[string]string{"trusted_browsers": strconv.Itoa(e.TrustedBrowsers), "sessions": strconv.Itoa(e.Sessions),
+		"grants": strconv.Itoa(e.Grants)}
+}
+
+// grantRevoker is a store that also keeps relying parties' token grants
+// (the OIDC provider's); ending a user's sessions revokes them too, so a
+// refresh token cannot outlive the sign-out.
+type grantRevoker interface {
+	RevokeOIDCUserGrants(ctx context.Context, userID, clientID string, now time.Time) (int, error)
+}
+
+func (a *App) revokeGrants(ctx context.Context, userID string) (int, error) {
+	r, ok := a.store.(grantRevoker)
+	if !ok {
+		return 0, nil
+	}
+	n, err := r.RevokeOIDCUserGrants(ctx, userID, "", a.now())
+	if err != nil {
+		return 0, fmt.Errorf("idp: revoking token grants: %w", err)
+	}
+	return n, nil
 }
 
 // ClearFactors removes every second factor of an account, revokes its

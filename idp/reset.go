@@ -248,7 +248,8 @@ func (a *App) resetFactors(ctx context.Context, userID string) error {
 	if _, err := a.store.DeleteUserSessions(ctx, userID, hashSessionToken(a.sessions.Token(ctx))); err != nil {
 		return err
 	}
-	return nil
+	_, err := a.revokeGrants(ctx, userID)
+	return err
 }
 
 // IssueResetCode creates a reset confirmation code for userID on behalf of

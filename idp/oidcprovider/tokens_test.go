@@ -309,3 +309,27 @@ func TestEndSession(t *testing.T) {
 		t.Fatalf("the IdP session outlived the POSTed logout: %v", q)
 	}
 }
+
+// TestEndingUserSessionsRevokesRefreshTokens: when helpdesk staff end all of
+// a user's sessions, the relying parties' refresh tokens end with them.
+func TestEndingUserSessionsRevokesRefreshTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	web := e.rp("web")
+	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
+	tok, _ := e.browser().login(web, testldap.Alice)
+	if _, err := web.refresh(tok.RefreshToken); err != nil {
+		t.Fatalf("refresh before: %v", err)
+	}
+	tok, _ = e.browser().login(web, testldap.Alice)
+	ended, err := e.app.EndUserSessions(t.Context(), "helpdesk1", testldap.Alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended.Grants == 0 {
+		t.Errorf("no grant revoked: %+v", ended)
+	}
+	if _, err := web.refresh(tok.RefreshToken); err == nil {
+		t.Fatal("a refresh token outlived the end of the user's sessions")
+	}
+}
