@@ -168,7 +168,7 @@ func cmdAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err != nil {
 			return adminFailed(stderr, action, id, err)
 		}
-		fmt.Fprintf(stdout, "Revoked %d trusted browser(s) and ended %d session(s) of %s.\n", ended.TrustedBrowsers, ended.Sessions, id)
+		fmt.Fprintf(stdout, "Revoked %d trusted browser(s) and %d application grant(s), and ended %d session(s) of %s.\n", ended.TrustedBrowsers, ended.Grants, ended.Sessions, id)
 	case "clear-factors":
 		ended, err := app.ClearFactors(ctx, *actor, id)
 		if err != nil {
