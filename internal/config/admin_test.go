@@ -2,7 +2,6 @@ package config
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -36,23 +35,7 @@ func TestAdminValidateRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validConfig()
 			tt.mutate(&c.Admin)
-			err := c.Validate()
-			if tt.wantPath == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			fe := findFieldError(t, err, tt.wantPath)
-			if fe == nil {
-				t.Fatalf("no error at %s; got %v", tt.wantPath, err)
-			}
-			if !strings.Contains(fe.Msg, tt.wantMsg) {
-				t.Errorf("%s: %q does not mention %q", tt.wantPath, fe.Msg, tt.wantMsg)
-			}
-			if n := len(fieldErrors(t, err)); n != 1 {
-				t.Errorf("%d errors, want 1: %v", n, err)
-			}
+			expectValidation(t, c.Validate(), tt.wantPath, tt.wantMsg, true)
 		})
 	}
 }

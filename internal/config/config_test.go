@@ -85,6 +85,29 @@ func errorPaths(t *testing.T, err error) []string {
 	return paths
 }
 
+// expectValidation checks a Validate result: no error when wantPath is
+// empty, else an error at wantPath mentioning wantMsg (and, when only, no
+// other error).
+func expectValidation(t *testing.T, err error, wantPath, wantMsg string, only bool) {
+	t.Helper()
+	if wantPath == "" {
+		if err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+		return
+	}
+	fe := findFieldError(t, err, wantPath)
+	if fe == nil {
+		t.Fatalf("no error at %s; got %v", wantPath, err)
+	}
+	if !strings.Contains(fe.Msg, wantMsg) {
+		t.Errorf("%s: %q does not mention %q", wantPath, fe.Msg, wantMsg)
+	}
+	if n := len(fieldErrors(t, err)); only && n != 1 {
+		t.Errorf("%d errors, want 1: %v", n, err)
+	}
+}
+
 func findFieldError(t *testing.T, err error, path string) *FieldError {
 	t.Helper()
 	for _, fe := range fieldErrors(t, err) {

@@ -142,20 +142,7 @@ func TestSAMLValidateRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := validConfig()
 			tt.mutate(&c.SAML)
-			err := c.Validate()
-			if tt.wantPath == "" {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				return
-			}
-			fe := findFieldError(t, err, tt.wantPath)
-			if fe == nil {
-				t.Fatalf("no error at %s; got %v", tt.wantPath, err)
-			}
-			if !strings.Contains(fe.Msg, tt.wantMsg) {
-				t.Errorf("%s: %q does not mention %q", tt.wantPath, fe.Msg, tt.wantMsg)
-			}
+			expectValidation(t, c.Validate(), tt.wantPath, tt.wantMsg, false)
 		})
 	}
 }
