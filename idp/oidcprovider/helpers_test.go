@@ -579,3 +579,21 @@ func (e *env) tokensIssued(kind string) string {
 	}
 	return ""
 }
+
+// offlineRP is the "web" relying party asking for offline_access, so its
+// logins come with a refresh token.
+func (e *env) offlineRP() *rp {
+	web := e.rp("web")
+	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
+	return web
+}
+
+// offlineLogin starts an environment and logs Alice in to the "web" party
+// with a refresh token.
+func offlineLogin(t *testing.T) (*env, *rp, *oauth2.Token) {
+	t.Helper()
+	e := newEnv(t)
+	web := e.offlineRP()
+	tok, _ := e.browser().login(web, testldap.Alice)
+	return e, web, tok
+}

@@ -216,8 +216,7 @@ func (r *rp) answerAny(p page) url.Values {
 func TestCodeReuseRevokesTokens(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	web := e.rp("web")
-	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
+	web := e.offlineRP()
 	b := e.browser()
 	f := web.start()
 	code := web.codeFrom(b.password(b.Follow(b.Get(f.url)), testldap.Alice), f)
@@ -406,10 +405,7 @@ func TestUserinfo(t *testing.T) {
 // subject and is replaced; a replayed one revokes the whole chain.
 func TestRefreshRotationAndReplay(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	web := e.rp("web")
-	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
-	first, _ := e.browser().login(web, testldap.Alice)
+	e, web, first := offlineLogin(t)
 	idt1, c1 := web.verify(first, nil)
 
 	second, err := web.refresh(first.RefreshToken)
@@ -452,10 +448,7 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 // is used; an unused refresh token ends at its own lifetime.
 func TestRefreshLifetimes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	web := e.rp("web")
-	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
-	tok, _ := e.browser().login(web, testldap.Alice)
+	e, web, tok := offlineLogin(t)
 	rt := tok.RefreshToken
 	step := e.cfg.OIDC.RefreshTokenLifetime - time.Hour
 	used := time.Duration(0)

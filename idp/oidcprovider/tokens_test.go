@@ -109,8 +109,7 @@ func TestSigningKeyKeptInStore(t *testing.T) {
 func TestIntrospectionAndRevocation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	web, post := e.rp("web"), e.rp("post")
-	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
+	web, post := e.offlineRP(), e.rp("post")
 	tok, _ := e.browser().login(web, testldap.Alice)
 
 	status, out := web.postForm("/oauth/introspect", url.Values{"token": {tok.AccessToken}})
@@ -314,10 +313,7 @@ func TestEndSession(t *testing.T) {
 // a user's sessions, the relying parties' refresh tokens end with them.
 func TestEndingUserSessionsRevokesRefreshTokens(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	web := e.rp("web")
-	web.conf.Scopes = append(web.conf.Scopes, "offline_access")
-	tok, _ := e.browser().login(web, testldap.Alice)
+	e, web, tok := offlineLogin(t)
 	if _, err := web.refresh(tok.RefreshToken); err != nil {
 		t.Fatalf("refresh before: %v", err)
 	}
