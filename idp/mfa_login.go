@@ -12,6 +12,7 @@ import (
 )
 
 type mfaPage struct {
+	Method      string // the factor this page asks for
 	TxID        string
 	UserID      string
 	Masked      string
@@ -73,7 +74,7 @@ func (a *App) handleMFAPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) renderMFA(w http.ResponseWriter, r *http.Request, status int, tx *LoginTx, u *SessionUser, f *Factors, method, errKey string, cause error) {
-	page := mfaPage{TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause)}
+	page := mfaPage{Method: method, TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause)}
 	name := "mfa_email"
 	if method == methodTOTP {
 		name = "mfa_app"
