@@ -16,8 +16,8 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"

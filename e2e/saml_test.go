@@ -23,8 +23,8 @@ import (
 	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // AuditQuery selects audit events for the viewer and the export. Zero

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 const (

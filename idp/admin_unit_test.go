@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 func TestCSVSafe(t *testing.T) {

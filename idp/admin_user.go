@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 // maxIDLength bounds a typed account ID before it reaches the directory.

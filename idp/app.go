@@ -18,11 +18,11 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/metrics"
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Directory is what the login core needs from the account directory.

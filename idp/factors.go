@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Records of the second-factor settings. Factor settings never expire; the

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/store"
 )
 
 const genericFailureEN = "The ECS-ID/SPS-ID or password is incorrect."

@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Errors a protocol front-end may meet when finishing a login.

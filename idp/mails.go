@@ -10,7 +10,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 // Mail is one outgoing message.

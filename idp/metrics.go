@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/metrics"
+	"github.com/campusidp/campusidp/metrics"
 )
 
 // Metrics returns the app's metrics, nil when it runs without. Protocol

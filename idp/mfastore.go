@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 // mfaStore adapts the app's store to the small interfaces of package mfa.

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // renderPage renders a page with the common view (branding, user, CSRF token).

@@ -10,10 +10,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/store"
 	"github.com/campusidp/campusidp/templates"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/ldapstore"
 )

@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/user"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 

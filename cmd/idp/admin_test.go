@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 )

@@ -17,11 +17,11 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testpg"
 	"github.com/campusidp/campusidp/internal/testsmtp"
+	"github.com/campusidp/campusidp/store"
 )
 
 const (

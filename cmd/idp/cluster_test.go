@@ -13,12 +13,12 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testpg"
 	"github.com/campusidp/campusidp/internal/testredis"
 	"github.com/campusidp/campusidp/internal/testsmtp"
+	"github.com/campusidp/campusidp/store"
 )
 
 // cluster is two idp instances on one PostgreSQL database behind a

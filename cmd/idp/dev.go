@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/devldap"
-	"github.com/campusidp/campusidp/internal/mail"
+	"github.com/campusidp/campusidp/mail"
 )
 
 // cmdDev runs the IdP with everything embedded: an in-process LDAP directory

@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/store"
 )
 
 // withOIDCAttributes adds the directory attributes the OIDC claims and the

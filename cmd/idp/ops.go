@@ -14,11 +14,11 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // newMetrics returns the process's metrics, watching the store's and the

@@ -4,11 +4,11 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/store"
 )
 
 // withSAMLAttributes adds the directory attributes the SAML attribute

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/ldapstore"
 )
 

@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mail"
+	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // loadWithFlags parses a command's flags, adding -config, and loads that

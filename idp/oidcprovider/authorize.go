@@ -10,8 +10,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // maxFormBytes bounds the body of the POST forms the provider accepts.

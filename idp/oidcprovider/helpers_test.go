@@ -21,16 +21,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mail"
+	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 const (

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/store"
 )
 
 func TestClaimMapper(t *testing.T) {

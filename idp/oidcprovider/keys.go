@@ -19,8 +19,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/store"
 )
 
 // keyStore is the part of the store that keeps signing keys.

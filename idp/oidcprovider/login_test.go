@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 

@@ -23,9 +23,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/metrics"
+	"github.com/campusidp/campusidp/metrics"
 )
 
 // App is what the provider needs from the login core; *idp.App has it.

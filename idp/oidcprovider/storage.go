@@ -14,10 +14,10 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/metrics"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Store is the persistence the provider needs; *store.DB implements it.

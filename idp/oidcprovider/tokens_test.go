@@ -14,8 +14,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 

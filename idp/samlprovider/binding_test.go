@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 func deflated(t *testing.T, data []byte) string {

@@ -31,15 +31,15 @@ import (
 	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mail"
+	"github.com/campusidp/campusidp/store"
 )
 
 // keyPair is an RSA key with a self-signed certificate.

@@ -15,8 +15,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/store"
 )
 
 // minRSABits is the smallest signing key accepted.

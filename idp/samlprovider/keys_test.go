@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 func writePEM(t *testing.T, dir, name, typ string, der []byte) string {

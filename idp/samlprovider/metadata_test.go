@@ -13,8 +13,8 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 

@@ -3,7 +3,7 @@ package samlprovider
 import (
 	"github.com/crewjam/saml"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 // Authentication context classes the IdP answers with.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/crewjam/saml"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 func TestDecidePolicy(t *testing.T) {

@@ -27,8 +27,8 @@ import (
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
 )
 
 // Paths of the endpoints, relative to the public URL.

@@ -13,8 +13,8 @@ import (
 	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/samlprovider"
-	"github.com/campusidp/campusidp/internal/config"
 )
 
 // jsSite is an SP whose metadata lists a javascript: ACS (the crewjam/saml

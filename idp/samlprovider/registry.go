@@ -23,8 +23,8 @@ import (
 	"github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/store"
 )
 
 const (

@@ -23,8 +23,8 @@ import (
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/store"
 )
 
 var (

@@ -15,7 +15,7 @@ import (
 	"github.com/crewjam/saml"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Errors of request validation. None of them is ever answered at the ACS:

@@ -15,7 +15,7 @@ import (
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 // signedAssertion signs req.Assertion and, when the SP is to receive

@@ -10,7 +10,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/russellhaering/gosaml2/types"
 
-	"github.com/campusidp/campusidp/internal/config"
+	"github.com/campusidp/campusidp/config"
 )
 
 // TestEncryptAssertionCiphers: each cipher the IdP may choose produces an

@@ -14,7 +14,7 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 const (

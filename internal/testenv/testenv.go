@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mail"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Subjects of the mails that carry codes (from the manual).

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/config"
-	"github.com/campusidp/campusidp/internal/mail"
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/mail"
 )
 
 func TestEnvServesTheAppAtItsPublicURL(t *testing.T) {

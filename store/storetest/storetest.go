@@ -6,7 +6,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // Run runs the conformance suite. open must return a DB over an empty,

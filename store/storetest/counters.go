@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 func testCounters(t *testing.T, open func(t *testing.T) *store.DB) {

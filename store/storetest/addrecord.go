@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 func testAddRecord(t *testing.T, open func(t *testing.T) *store.DB) {

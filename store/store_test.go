@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/campusidp/campusidp/internal/store"
-	"github.com/campusidp/campusidp/internal/store/storetest"
+	"github.com/campusidp/campusidp/store"
+	"github.com/campusidp/campusidp/store/storetest"
 )
 
 func openSQLite(t *testing.T) *store.DB {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {

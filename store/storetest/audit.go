@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 func testAudit(t *testing.T, open func(t *testing.T) *store.DB) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 func benchDB(b *testing.B) *store.DB {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
+	"github.com/campusidp/campusidp/store"
 )
 
 // t0 is the suite's fixed "now"; records and counters take time as an

@@ -14,8 +14,8 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 
-	"github.com/campusidp/campusidp/internal/store"
 	"github.com/campusidp/campusidp/internal/testredis"
+	"github.com/campusidp/campusidp/store"
 )
 
 func openRedis(t *testing.T) (*store.RedisSessions, string) {

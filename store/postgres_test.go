@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/campusidp/campusidp/internal/store"
-	"github.com/campusidp/campusidp/internal/store/storetest"
 	"github.com/campusidp/campusidp/internal/testpg"
+	"github.com/campusidp/campusidp/store"
+	"github.com/campusidp/campusidp/store/storetest"
 )
 
 func openPostgres(t *testing.T) *store.DB {
