@@ -127,3 +127,29 @@ func TestReloadSendsNoNewCode(t *testing.T) {
 		t.Fatal("the first code, still within its lifetime, was refused in another login")
 	}
 }
+
+// A setup code proves the address it went to: after sending to another
+// address, the first address's code no longer confirms anything.
+func TestSetupCodeOfAnEarlierAddressIsVoided(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	b := e.browser()
+	p := b.login(testldap.Alice.ID, testldap.Alice.Password)
+	send := func(addr string) {
+		r := b.post("/user/otp/email/send", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "tx": {p.hidden(t, "tx")}, "address": {addr}})
+		if r.status != http.StatusSeeOther {
+			t.Fatalf("send to %s: %d\n%s", addr, r.status, r.body)
+		}
+	}
+	send("first@example.net")
+	first := e.codeFrom("first@example.net", otpSubject)
+	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
+	send("second@example.net")
+	r := b.post("/user/otp/email/confirm", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "tx": {p.hidden(t, "tx")}, "code": {first}})
+	if strings.Contains(b.follow(r).body, "settings are complete") {
+		t.Fatal("the first address's code registered the second address")
+	}
+	r = b.post("/user/otp/email/confirm", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "tx": {p.hidden(t, "tx")}, "code": {e.codeFrom("second@example.net", otpSubject)}})
+	if !strings.Contains(b.follow(r).body, "settings are complete") {
+		t.Fatalf("the second address's code was refused:\n%s", r.body)
+	}
+}

@@ -295,7 +295,17 @@ func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error
 // code is withdrawn (the cooldown and send count given back), so an outage
 // costs the user nothing.
 func (a *App) mailCode(ctx context.Context, s mfa.Subject, to, mailName string, lifetime time.Duration) string {
-	code, err := a.codes.Issue(ctx, s)
+	return a.mailCodeTo(ctx, s, to, mailName, lifetime, false)
+}
+
+// mailCodeTo is mailCode; with replace the earlier codes of s are voided
+// (they went to another address).
+func (a *App) mailCodeTo(ctx context.Context, s mfa.Subject, to, mailName string, lifetime time.Duration, replace bool) string {
+	issue := a.codes.Issue
+	if replace {
+		issue = a.codes.Replace
+	}
+	code, err := issue(ctx, s)
 	switch {
 	case errors.Is(err, mfa.ErrCooldown):
 		return "mfa.cooldown"
