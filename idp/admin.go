@@ -85,7 +85,7 @@ func (a *App) requireStaff(w http.ResponseWriter, r *http.Request, need Role, re
 		a.stepUp(w, r, resumeURL(r, resume))
 		return nil, false
 	case err != nil:
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+		a.serverError(w, r, err)
 		return nil, false
 	}
 	role := min(a.roleFor(u.Groups), a.roleFor(check.Groups))

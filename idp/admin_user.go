@@ -91,10 +91,8 @@ func (a *App) renderLookupFailure(w http.ResponseWriter, r *http.Request, staff 
 	switch {
 	case errors.Is(err, ldapstore.ErrUserNotFound):
 		a.renderPage(w, r, http.StatusNotFound, "admin", "admin.no_such_user", adminHomePage{Staff: staff, ID: id})
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.log.ErrorContext(r.Context(), "directory unavailable in the console", "request_id", requestID(r.Context()), "error", err)
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
-	default:
+	default: // an outage is a 503, anything else a 500
+
 		a.serverError(w, r, err)
 	}
 }

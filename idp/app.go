@@ -248,6 +248,7 @@ func (a *App) routes() {
 	h = a.csrfProtect(h)
 	h = a.followAccountStatus(h)
 	h = a.sessionTimeouts(h)
+	h = a.sessionReady(h)
 	h = a.sessions.LoadAndSave(h)
 	h = a.securityHeaders(h)
 	h = a.recoverPanics(h)
