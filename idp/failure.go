@@ -56,11 +56,6 @@ func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	a.renderError(w, r, http.StatusInternalServerError, "error.title", "error.internal")
 }
 
-// Fail answers a request that failed with err as the app's own pages do:
-// 503 with Retry-After for an outage (see IsUnavailable), 500 otherwise,
-// logged and counted once. Protocol front-ends use it for their failures.
-func (a *App) Fail(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
-
 // failureKey logs and counts a failure that a form page reports in place,
 // and returns its message key: "error.unavailable" (503) for an outage,
 // "error.internal" (500) otherwise.
@@ -75,17 +70,6 @@ func (a *App) failureKey(ctx context.Context, msg string, err error) string {
 	return "error.internal"
 }
 
-// sessionReady marks the session as loaded for the rest of the request; it
-// runs right inside the session middleware.
-func (a *App) sessionReady(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rs, _ := r.Context().Value(ctxRequestState).(*requestState); rs != nil {
-			rs.sessionLoaded = true
-			defer func() { rs.sessionLoaded = false }()
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // sessionLoaded reports whether the request's session may be read.
 func (a *App) sessionLoaded(ctx context.Context) bool {

@@ -81,11 +81,11 @@ func (p *Provider) handleRefused(w http.ResponseWriter, r *http.Request) {
 }
 
 // serverError answers a failure: the app's 503 page for an outage, its 500
-// page for a bug (idp.App.Fail logs and counts either). A POST from an SP
+// page for a bug (idp.App.ServerError logs and counts either). A POST from an SP
 // is redirected to the page instead (see showError).
 func (p *Provider) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Method != http.MethodPost {
-		p.app.Fail(w, r, err)
+		p.app.ServerError(w, r, err)
 		return
 	}
 	ctx := r.Context()
