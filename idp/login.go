@@ -160,13 +160,11 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 	user, err := a.dir.Authenticate(ctx, id, password)
 	switch {
 	case err == nil:
-		// Earlier failures are forgiven. The attempt just spent stays
-		// counted when it is the only one: it expires with its window, and
-		// skipping that reset saves a write on most logins.
-		if idCount.Count > 1 {
-			if err := a.store.ResetCounter(ctx, idKey); err != nil {
-				a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
-			}
+		// Earlier failures are forgiven, and the attempt just spent is
+		// given back too: the budget counts failures only, and the console
+		// shows it as the account's failed passwords.
+		if err := a.store.ResetCounter(ctx, idKey); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
 		a.audit(ctx, "login_password_ok", user.ID, nil)
 		a.observeLogin(loginOK)
