@@ -74,7 +74,7 @@ func formatWhenOrNever(t time.Time) string {
 
 // passwordBudgetKey names the per-ID password budget; it must match the key
 // checkPassword spends from.
-func passwordBudgetKey(id string) string { return "pw:id:" + strings.ToLower(id) }
+func passwordBudgetKey(id string) string { return passwordIDKey(CanonicalID(id)) }
 
 // lookupTarget reads an account named in a console request or a CLI
 // command from the directory.

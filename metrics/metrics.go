@@ -43,6 +43,20 @@ const (
 	ResultError       = "error"
 )
 
+// Limits that can trip (LimitTripped) and the kinds of key they count on.
+const (
+	LimitPassword = "password"      // password attempts at login and reset
+	LimitOTP      = "otp"           // second-factor code failures
+	LimitClient   = "client_secret" // failed client authentication at the OAuth endpoints
+
+	KeyID      = "id"           // one account, from anywhere
+	KeyClient  = "client"       // one account from one address without a device cookie
+	KeyDevice  = "device"       // one account from one browser holding its device cookie
+	KeyIP      = "ip"           // one client address, whatever the account
+	KeySession = "session"      // one login transaction or settings session
+	KeyOAuth   = "oauth_client" // one OAuth client ID
+)
+
 // Kinds of issued tokens (TokenIssued).
 const (
 	TokenCode          = "authorization_code"
@@ -61,6 +75,7 @@ type Metrics struct {
 	ldap     *prometheus.HistogramVec
 	mails    *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
+	limits   *prometheus.CounterVec
 	http     *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 }
@@ -90,6 +105,10 @@ func New() *Metrics {
 			Name: "idp_tokens_issued_total",
 			Help: "Codes, tokens and assertions issued to relying parties, by kind.",
 		}, []string{"kind"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idp_limit_trips_total",
+			Help: "Attempts refused by a security limit, by limit and key type (id, client, device, ip, session, oauth_client).",
+		}, []string{"limit", "key"}),
 		http: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "idp_http_request_duration_seconds",
 			Help:    "Duration of HTTP requests by route pattern, method and status code.",
@@ -100,7 +119,7 @@ func New() *Metrics {
 			Help: "HTTP requests being served.",
 		}),
 	}
-	m.reg.MustRegister(m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.inFlight,
+	m.reg.MustRegister(m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.limits, m.http, m.inFlight,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist from the start, so rate() and alerts see a zero
@@ -173,6 +192,14 @@ func (m *Metrics) MailSent(result string) {
 func (m *Metrics) TokenIssued(kind string) {
 	if m != nil {
 		m.tokens.WithLabelValues(kind).Inc()
+	}
+}
+
+// LimitTripped counts one attempt refused by limit (a Limit* constant)
+// whose budget is counted on key (a Key* constant).
+func (m *Metrics) LimitTripped(limit, key string) {
+	if m != nil {
+		m.limits.WithLabelValues(limit, key).Inc()
 	}
 }
 
