@@ -141,7 +141,8 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 		if c.Count == a.cfg.Security.PasswordBudget.PerIP.Limit+1 {
 			a.metrics.LimitTripped(metrics.LimitPassword, metrics.KeyIP)
 		}
-		a.audit(ctx, "login_failed", at.canonical, map[string]string{"reason": ldapstore.ReasonInvalidID})
+		// Audited as typed: such an ID names no account to group under.
+		a.audit(ctx, "login_failed", strings.TrimSpace(typed), map[string]string{"reason": ldapstore.ReasonInvalidID})
 		a.observeLogin(loginRefused)
 		return nil, invalidID
 	}

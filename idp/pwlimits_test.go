@@ -202,7 +202,7 @@ func TestIDsOutsideThePatternNeverReachLDAP(t *testing.T) {
 		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, genericFailureEN) {
 			t.Fatalf("%q: status %d, want the generic failure", id, p.status)
 		}
-		events, err := e.db.ListAudit(context.Background(), store.AuditFilter{Subject: idp.CanonicalID(id), Type: "login_failed"})
+		events, err := e.db.ListAudit(context.Background(), store.AuditFilter{Subject: id, Type: "login_failed"})
 		if err != nil || len(events) == 0 || events[0].Detail["reason"] != ldapstore.ReasonInvalidID {
 			t.Errorf("%q: audit %+v (%v), want reason invalid_id", id, events, err)
 		}

@@ -93,6 +93,9 @@ func (a *App) newSessionManager(store scs.Store) *scs.SessionManager {
 func (a *App) sessionTimeouts(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if rs, _ := ctx.Value(ctxRequestState).(*requestState); rs != nil {
+			rs.sessionLoaded = true
+		}
 		if created := a.sessions.GetInt64(ctx, sessCreated); created != 0 {
 			now := a.now()
 			seen := time.Unix(0, a.sessions.GetInt64(ctx, sessSeen))
@@ -181,6 +184,9 @@ type requestState struct {
 	// factors caches the factor settings read in this request (by user);
 	// every change to them drops the entry.
 	factors map[string]*Factors
+	// sessionLoaded: the session middleware has loaded the session, so
+	// the session manager may be asked about it.
+	sessionLoaded bool
 }
 
 // renewAndBind gives the session a new token (a privilege change) and

@@ -15,6 +15,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/admin"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -217,6 +218,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return nil, err
 	}
 	in.app.Handle("GET /readyz", in.ready)
+	if err := admin.Mount(in.app, cfg, logger); err != nil {
+		in.Close()
+		return nil, err
+	}
 	if in.saml, err = newSAML(ctx, cfg, in.app, db, logger); err != nil {
 		in.Close()
 		return nil, err

@@ -1,4 +1,4 @@
-package idp_test
+package admin_test
 
 import (
 	"context"
