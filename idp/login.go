@@ -114,8 +114,6 @@ var errLocked = errors.New("idp: password attempts exhausted")
 // outage, the form with the one generic message (via generic) otherwise.
 func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, generic func()) {
 	switch {
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
 	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
 		generic()
 	default:
@@ -159,10 +157,17 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 	user, err := a.dir.Authenticate(ctx, at.canonical, password)
 	switch {
 	case err == nil:
-		// Earlier failures of this client are forgiven; the account-wide
-		// and address counts stay, or a correct password now and then
-		// would refill an attacker's budget.
+		// Earlier failures are forgiven, this client's and the account's
+		// (the per-ID ceiling counts consecutive failures, as NIST puts it,
+		// and the console shows it as the account's failed passwords); the
+		// address gets its attempt back, for it counts failures only.
 		if err := a.store.ResetCounter(ctx, at.clientKey); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+		}
+		if err := a.store.ResetCounter(ctx, passwordIDKey(at.canonical)); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+		}
+		if err := a.store.UndoCounter(ctx, passwordIPKey(clientIP(ctx)), now); err != nil {
 			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
 		a.setDeviceCookie(w, at.canonical, at.device)
@@ -180,7 +185,6 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 				a.log.WarnContext(ctx, "returning password attempt failed", "request_id", requestID(ctx), "error", uerr)
 			}
 		}
-		a.log.ErrorContext(ctx, "directory unavailable during login", "request_id", requestID(ctx), "error", err)
 		a.audit(ctx, "directory_unavailable", at.canonical, nil)
 		a.observeLogin(loginUnavailable)
 		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) {
