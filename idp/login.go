@@ -114,8 +114,6 @@ var errLocked = errors.New("idp: password attempts exhausted")
 // outage, the form with the one generic message (via generic) otherwise.
 func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, generic func()) {
 	switch {
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
 	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
 		generic()
 	default:
@@ -180,7 +178,6 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 				a.log.WarnContext(ctx, "returning password attempt failed", "request_id", requestID(ctx), "error", uerr)
 			}
 		}
-		a.log.ErrorContext(ctx, "directory unavailable during login", "request_id", requestID(ctx), "error", err)
 		a.audit(ctx, "directory_unavailable", id, nil)
 		a.observeLogin(loginUnavailable)
 		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) {

@@ -11,6 +11,13 @@ import (
 // renderPage renders a page with the common view (branding, user, CSRF token).
 func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
 	ctx := r.Context()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	if !a.sessionLoaded(ctx) {
+		a.renderStatic(w, r, status, name, errKey, data)
+		return
+	}
 	v := view{
 		Brand: a.cfg.Branding,
 		User:  a.currentUser(ctx),
@@ -77,21 +84,26 @@ func ConsoleError(message, back string) ErrorPage {
 // backLink gives the error page its way on (see view.Back).
 func (e ErrorPage) backLink() (string, string) { return e.Back, e.BackLabel }
 
-func (a *App) renderError(w http.ResponseWriter, r *http.Request, status int, titleKey, msgKey string) {
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "30")
+// renderStatic renders a page without the session: no user, no form token,
+// for pages shown when the session is unavailable or broken.
+func (a *App) renderStatic(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
+	v := view{Brand: a.cfg.Branding, Error: errKey, Data: data}
+	if err := a.pages.render(w, status, name, v); err != nil {
+		ctx := r.Context()
+		a.log.ErrorContext(ctx, "rendering page failed", "request_id", requestID(ctx), "page", name, "error", err)
+		http.Error(w, "internal error / 内部エラー", http.StatusInternalServerError)
 	}
+}
+
+func (a *App) renderError(w http.ResponseWriter, r *http.Request, status int, titleKey, msgKey string) {
 	a.renderPage(w, r, status, "error", "", ErrorPage{Title: titleKey, Message: msgKey})
 }
 
-// ServerError logs err and answers 500: for bugs only (an outage is a 503).
+// ServerError answers a request that failed with err as the app's own
+// pages do: the bilingual 503 page with Retry-After for an outage (see
+// IsUnavailable), the 500 page for a bug, logged and counted once.
 func (a *App) ServerError(w http.ResponseWriter, r *http.Request, err error) {
 	a.serverError(w, r, err)
-}
-
-func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "error", err)
-	a.renderError(w, r, http.StatusInternalServerError, "error.title", "error.internal")
 }
 
 // audit writes a security event. A failure to write it is logged loudly but
@@ -112,7 +124,7 @@ func (a *App) AuditAs(ctx context.Context, typ, actor, subject string, detail ma
 
 // auditAs writes a security event done by actor to subject's account.
 func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail map[string]string) error {
-	return a.store.AppendAudit(ctx, store.AuditEvent{
+	e := store.AuditEvent{
 		Time:      a.now(),
 		Type:      typ,
 		Actor:     actor,
@@ -120,7 +132,12 @@ func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail ma
 		ClientIP:  clientIP(ctx),
 		RequestID: requestID(ctx),
 		Detail:    detail,
-	})
+	}
+	if err := a.store.AppendAudit(ctx, e); err != nil {
+		return err
+	}
+	a.recordAudit(ctx, e)
+	return nil
 }
 
 type userPage struct {

@@ -96,7 +96,7 @@ func (a *App) RequireStaff(w http.ResponseWriter, r *http.Request, need Role, ba
 		a.stepUp(w, r, resumeURL(r, back))
 		return nil, false
 	case err != nil:
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+		a.serverError(w, r, err)
 		return nil, false
 	}
 	role := min(a.RoleFor(u.Groups), a.RoleFor(check.Groups))

@@ -100,11 +100,7 @@ func (c *Console) renderLookupFailure(w http.ResponseWriter, r *http.Request, st
 	switch {
 	case errors.Is(err, ldapstore.ErrUserNotFound):
 		c.app.RenderPageWithError(w, r, http.StatusNotFound, "admin", "admin.no_such_user", homePage{Staff: staff, ID: id})
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		c.log.ErrorContext(r.Context(), "directory unavailable in the console", "request_id", idp.RequestID(r.Context()), "error", err)
-		c.app.RenderPage(w, r, http.StatusServiceUnavailable, "error",
-			idp.ErrorPage{Title: "error.unavailable_title", Message: "error.unavailable"})
-	default:
+	default: // an outage is a 503, anything else a 500
 		c.app.ServerError(w, r, err)
 	}
 }
