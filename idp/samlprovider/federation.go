@@ -14,8 +14,9 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	"github.com/prometheus/client_golang/prometheus"
 	xrv "github.com/mattermost/xml-roundtrip-validator"
+	"github.com/prometheus/client_golang/prometheus"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/store"
@@ -171,6 +172,12 @@ func parseAggregate(raw []byte, fed config.SAMLFederation, signer *x509.Certific
 	}
 	if doc.Root().Tag != "EntitiesDescriptor" {
 		return nil, time.Time{}, refuse("root element is %s, not EntitiesDescriptor", doc.Root().Tag)
+	}
+	// The schema puts the signature first; goxmldsig looks no further than
+	// 1,000 elements for it, so an aggregate signed elsewhere would fail
+	// with a puzzling error.
+	if first := doc.Root().ChildElements(); len(first) == 0 || first[0].Tag != "Signature" || first[0].NamespaceURI() != dsig.Namespace {
+		return nil, time.Time{}, refuse("signature: ds:Signature is not the first child of EntitiesDescriptor")
 	}
 	verified, err := verifyEnveloped(doc.Root(), []*x509.Certificate{signer})
 	if err != nil {
