@@ -106,6 +106,19 @@ type Branding struct {
 	ForgotPasswordURL string    `yaml:"forgot_password_url"`
 	HelpURL           string    `yaml:"help_url"`
 	InquiryURL        string    `yaml:"inquiry_url"`
+	// LogoFile is a PNG, JPEG or SVG image shown in the page header,
+	// served at /brand/logo; empty shows the names alone.
+	LogoFile string      `yaml:"logo_file"`
+	Colors   BrandColors `yaml:"colors"`
+}
+
+// BrandColors are the pages' colours as #rrggbb, served in /brand/style.css
+// over the built-in sheet, so a campus need not copy the templates.
+type BrandColors struct {
+	// Header is the background of the page header (white text on it).
+	Header string `yaml:"header"`
+	// Accent colours links and buttons (white text on filled buttons).
+	Accent string `yaml:"accent"`
 }
 
 // LDAP is the directory that holds the accounts.
@@ -266,10 +279,15 @@ func (l Log) SlogLevel() slog.Level {
 	}
 }
 
-// Default returns the configuration used for every key the file leaves out.
-// It is not valid on its own: server.public_url, ldap.urls,
-// ldap.user_base_dn, security.secret_key, mail.from and (for SMTP)
-// mail.smtp.host have no sensible default.
+// Default returns the configuration used for every key the file leaves out:
+// every limit, lifetime and timeout has its safe value. It is not valid on
+// its own: server.public_url and security.secret_key have no sensible
+// default, nor, for the parts the idp binary wires from config,
+// ldap.urls, ldap.user_base_dn, mail.from and (for SMTP) mail.smtp.host.
+//
+// A program embedding package idp starts from Default, sets
+// Server.PublicURL and Security.SecretKey, and passes its own directory,
+// mailer and store; Validate(Embedded...) then checks what is left.
 func Default() Config {
 	return Config{
 		Server: Server{
@@ -285,6 +303,7 @@ func Default() Config {
 			SupportName:   Localized{JA: "情報環境支援センター", EN: "ICT Support Center"},
 			HelpdeskPhone: "+81-75-000-0000",
 			HelpdeskHours: Localized{JA: "平日 9:00-17:00", EN: "Weekdays 9:00-17:00"},
+			Colors:        BrandColors{Header: "#0b3d6e", Accent: "#0b5cab"},
 		},
 		LDAP: LDAP{
 			UserFilter: "(&(objectClass=inetOrgPerson)(uid={id}))",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/admin"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -172,6 +173,9 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 		Now: clk.Now, Mailer: mailer, Logger: logger})
 	if err != nil {
 		t.Fatalf("testenv: idp.New: %v", err)
+	}
+	if err := admin.Mount(app, &cfg, logger); err != nil {
+		t.Fatalf("testenv: console: %v", err)
 	}
 	srv.Config.Handler = app.Handler()
 	srv.Start()
