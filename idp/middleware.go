@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/campusidp/campusidp/metrics"
 	"github.com/campusidp/campusidp/templates"
 )
 
@@ -32,6 +33,10 @@ func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxRequestID).(string)
 	return id
 }
+
+// ClientIP returns the caller's address as the app decided it (see
+// server.trusted_proxies), for protocol front-ends' own limits.
+func ClientIP(ctx context.Context) string { return clientIP(ctx) }
 
 // clientIP returns the caller's address as decided by requestContext.
 func clientIP(ctx context.Context) string {
@@ -135,6 +140,10 @@ func (a *App) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// recoverPanics turns a panic into the 500 page. It sits outside the
+// session middleware, so a handler that panicked half-way commits none of
+// its session changes; the page it shows needs no session (the panic took
+// the session's context with it), and the stack is logged once.
 func (a *App) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -143,8 +152,9 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				a.log.ErrorContext(r.Context(), "panic serving request",
-					"request_id", requestID(r.Context()), "panic", v, "stack", string(debug.Stack()))
-				a.renderError(w, r, http.StatusInternalServerError, "error.title", "error.internal")
+					"request_id", requestID(r.Context()), "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				a.metrics.RequestFailed(metrics.FailureInternal)
+				a.renderStatic(w, r, http.StatusInternalServerError, "error", "", ErrorPage{Title: "error.title", Message: "error.internal"})
 			}
 		}()
 		next.ServeHTTP(w, r)

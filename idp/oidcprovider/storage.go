@@ -38,6 +38,10 @@ type Store interface {
 	RotateOIDCSigningKey(ctx context.Context, next store.OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error
 
 	Ping(ctx context.Context) error
+
+	// Failure budgets of client authentication (see clientauth.go).
+	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
+	UndoCounter(ctx context.Context, key string, now time.Time) error
 }
 
 // Directory reads accounts afresh for userinfo answers and refreshes, so a
@@ -97,7 +101,8 @@ type codeRecord struct {
 func (s *Storage) client(id string) (*client, error) {
 	c, ok := s.clients[id]
 	if !ok {
-		return nil, fmt.Errorf("oidcprovider: unknown client %q", id)
+		// The caller's string is not repeated: it may be anything.
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	return c, nil
 }
