@@ -20,6 +20,8 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
+require github.com/go-webauthn/webauthn v0.18.2 // indirect
+
 require (
 	github.com/Azure/go-ntlmssp v0.1.0 // indirect
 	github.com/beevik/etree v1.7.0
