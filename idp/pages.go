@@ -23,6 +23,8 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	if l, ok := data.(interface{ lockEnd() string }); ok {
 		v.LockedUntil = l.lockEnd()
+	} else if l, ok := data.(interface{ LockEnd() string }); ok {
+		v.LockedUntil = l.LockEnd() // a plug-in's page (another package)
 	}
 	v.SignOutOnly = v.User == nil && a.inResetFlow(ctx)
 	if f := a.sessions.PopString(ctx, sessFlash); f != "" {

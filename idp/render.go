@@ -15,7 +15,7 @@ import (
 var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
 	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app",
 	"admin", "admin_user", "admin_action", "admin_audit",
-	"saml_post"}
+	"saml_post", "security_keys", "mfa_key"}
 
 type renderer struct {
 	pages   map[string]*template.Template
