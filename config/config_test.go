@@ -184,7 +184,7 @@ func TestExampleConfigParsesAndValidates(t *testing.T) {
 	t.Setenv("IDP_LDAP_BIND_PASSWORD", "bind-password")
 	t.Setenv("IDP_SMTP_PASSWORD", "smtp-password")
 
-	cfg, err := Load(filepath.Join("..", "..", "config.example.yaml"))
+	cfg, err := Load(filepath.Join("..", "config.example.yaml"))
 	if err != nil {
 		t.Fatalf("config.example.yaml: %v\n%s", err, strings.Join(Describe(err), "\n"))
 	}
@@ -219,7 +219,7 @@ func TestExampleConfigShowsDefaults(t *testing.T) {
 	t.Setenv("IDP_SECRET_KEY", testSecretKey)
 	t.Setenv("IDP_LDAP_BIND_PASSWORD", "bind-password")
 	t.Setenv("IDP_SMTP_PASSWORD", "smtp-password")
-	cfg, err := Load(filepath.Join("..", "..", "config.example.yaml"))
+	cfg, err := Load(filepath.Join("..", "config.example.yaml"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}

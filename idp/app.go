@@ -229,13 +229,6 @@ func (a *App) routes() {
 	mux.HandleFunc("GET /reset/code", a.handleResetCodePage)
 	mux.HandleFunc("POST /reset/resend", a.handleResetResend)
 	mux.HandleFunc("POST /reset/confirm", a.handleResetConfirm)
-	mux.HandleFunc("GET /admin/{$}", a.handleAdminHome)
-	mux.HandleFunc("GET /admin/user", a.handleAdminUser)
-	mux.HandleFunc("GET /admin/action", a.handleAdminActionPage)
-	mux.HandleFunc("POST /admin/action", a.handleAdminAction)
-	mux.HandleFunc("GET /admin/audit", a.handleAdminAudit)
-	mux.HandleFunc("GET /admin/audit.csv", a.handleAdminAuditCSV)
-	mux.HandleFunc("/admin/", a.handleAdminOther)
 	if a.outbox != nil {
 		mux.HandleFunc("GET /dev/outbox", a.handleDevOutbox)
 	}

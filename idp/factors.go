@@ -75,7 +75,9 @@ type Factors struct {
 }
 
 // Enrolled reports whether the user has any second factor.
-func (f *Factors) Enrolled() bool { return f != nil && (f.Email != nil || f.TOTP != nil || f.Keys != nil) }
+func (f *Factors) Enrolled() bool {
+	return f != nil && (f.Email != nil || f.TOTP != nil || f.Keys != nil)
+}
 
 // DefaultMethod is the factor the login page shows first.
 func (f *Factors) DefaultMethod() string {

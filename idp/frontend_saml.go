@@ -10,9 +10,6 @@ import (
 // and the form token. Protocol front-ends use it for their own pages, and
 // for the "error" page with data carrying Title and Message catalog keys.
 func (a *App) RenderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "30")
-	}
 	a.renderPage(w, r, status, name, "", data)
 }
 

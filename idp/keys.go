@@ -53,15 +53,6 @@ func (a *App) Now() time.Time { return a.now() }
 // CurrentUser is the session's signed-in account, or nil.
 func (a *App) CurrentUser(ctx context.Context) *SessionUser { return a.currentUser(ctx) }
 
-// RenderPageError is RenderPage with an error message (a catalog key, or
-// "" for none) shown in the page's alert box.
-func (a *App) RenderPageError(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
-	a.renderPage(w, r, status, name, errKey, data)
-}
-
-// ServerError logs err and answers with the bilingual error page.
-func (a *App) ServerError(w http.ResponseWriter, r *http.Request, err error) { a.serverError(w, r, err) }
-
 // NotifyKeyChange mails the user's registered address (if any) that a
 // security key was registered (added true) or removed.
 func (a *App) NotifyKeyChange(ctx context.Context, userID, keyName string, added bool) {

@@ -114,8 +114,6 @@ var errLocked = errors.New("idp: password attempts exhausted")
 // outage, the form with the one generic message (via generic) otherwise.
 func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, generic func()) {
 	switch {
-	case errors.Is(err, ldapstore.ErrDirectoryUnavailable):
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
 	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
 		generic()
 	default:
@@ -160,13 +158,11 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 	user, err := a.dir.Authenticate(ctx, id, password)
 	switch {
 	case err == nil:
-		// Earlier failures are forgiven. The attempt just spent stays
-		// counted when it is the only one: it expires with its window, and
-		// skipping that reset saves a write on most logins.
-		if idCount.Count > 1 {
-			if err := a.store.ResetCounter(ctx, idKey); err != nil {
-				a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
-			}
+		// Earlier failures are forgiven, and the attempt just spent is
+		// given back too: the budget counts failures only, and the console
+		// shows it as the account's failed passwords.
+		if err := a.store.ResetCounter(ctx, idKey); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
 		a.audit(ctx, "login_password_ok", user.ID, nil)
 		a.observeLogin(loginOK)
@@ -182,7 +178,6 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 				a.log.WarnContext(ctx, "returning password attempt failed", "request_id", requestID(ctx), "error", uerr)
 			}
 		}
-		a.log.ErrorContext(ctx, "directory unavailable during login", "request_id", requestID(ctx), "error", err)
 		a.audit(ctx, "directory_unavailable", id, nil)
 		a.observeLogin(loginUnavailable)
 		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) {

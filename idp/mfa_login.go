@@ -280,8 +280,7 @@ func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error
 	case errors.Is(err, mfa.ErrCodeInvalid):
 		reason = "invalid"
 	default:
-		a.log.ErrorContext(ctx, "verifying code failed", "request_id", requestID(ctx), "error", err)
-		return "error.unavailable"
+		return a.failureKey(ctx, "verifying code failed", err)
 	}
 	detail["reason"] = reason
 	a.audit(ctx, "mfa_failure", userID, detail)
@@ -305,8 +304,7 @@ func (a *App) mailCode(ctx context.Context, s mfa.Subject, to, mailName string, 
 	case errors.Is(err, mfa.ErrLocked):
 		return "mfa.locked"
 	case err != nil:
-		a.log.ErrorContext(ctx, "issuing code failed", "request_id", requestID(ctx), "error", err)
-		return "error.unavailable"
+		return a.failureKey(ctx, "issuing code failed", err)
 	}
 	m, err := a.mails.compose(mailName, to, mailData{UserID: s.UserID, Code: code, Minutes: int(lifetime.Minutes())})
 	if err == nil {

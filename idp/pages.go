@@ -11,6 +11,13 @@ import (
 // renderPage renders a page with the common view (branding, user, CSRF token).
 func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
 	ctx := r.Context()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	if !a.sessionLoaded(ctx) {
+		a.renderStatic(w, r, status, name, errKey, data)
+		return
+	}
 	v := view{
 		Brand: a.cfg.Branding,
 		User:  a.currentUser(ctx),
@@ -19,12 +26,15 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 		Data:  data,
 	}
 	if v.User != nil {
-		v.Staff = a.roleFor(v.User.Groups) != RoleNone
+		v.Staff = a.RoleFor(v.User.Groups) != RoleNone
 	}
 	if l, ok := data.(interface{ lockEnd() string }); ok {
 		v.LockedUntil = l.lockEnd()
 	} else if l, ok := data.(interface{ LockEnd() string }); ok {
 		v.LockedUntil = l.LockEnd() // a plug-in's page (another package)
+	}
+	if b, ok := data.(interface{ backLink() (string, string) }); ok {
+		v.Back, v.BackLabel = b.backLink()
 	}
 	v.SignOutOnly = v.User == nil && a.inResetFlow(ctx)
 	if f := a.sessions.PopString(ctx, sessFlash); f != "" {
@@ -42,18 +52,60 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 }
 
-type errorData struct{ Title, Message string }
-
-func (a *App) renderError(w http.ResponseWriter, r *http.Request, status int, titleKey, msgKey string) {
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "30")
-	}
-	a.renderPage(w, r, status, "error", "", errorData{Title: titleKey, Message: msgKey})
+// RenderPageWithError is RenderPage with an error shown on the page:
+// errKey is its message's catalog key.
+func (a *App) RenderPageWithError(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
+	a.renderPage(w, r, status, name, errKey, data)
 }
 
-func (a *App) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "error", err)
-	a.renderError(w, r, http.StatusInternalServerError, "error.title", "error.internal")
+// AddPages parses more pages (templates/pages/NAME.html of the app's
+// templates, so white-labelling applies) for RenderPage, each inside the
+// shared layout and with the message catalog. Call it before serving.
+func (a *App) AddPages(names ...string) error { return a.pages.add(names...) }
+
+// ErrorPage is a bilingual error page: catalog keys of its title and
+// message, and the link it offers. Zero Back and BackLabel offer the way
+// to the user's own page (the login when nobody is signed in).
+type ErrorPage struct {
+	Title, Message  string
+	Back, BackLabel string
+}
+
+// ConsoleError is a 403/404 page inside the console: it offers the way
+// back to the console page back (a user's page), or to the console's
+// start, instead of the login page.
+func ConsoleError(message, back string) ErrorPage {
+	back = consoleBack(back)
+	label := "admin.back_to_console"
+	if strings.HasPrefix(back, ConsolePath+"user") {
+		label = "admin.back_to_user"
+	}
+	return ErrorPage{Title: "error.title", Message: message, Back: back, BackLabel: label}
+}
+
+// backLink gives the error page its way on (see view.Back).
+func (e ErrorPage) backLink() (string, string) { return e.Back, e.BackLabel }
+
+// renderStatic renders a page without the session: no user, no form token,
+// for pages shown when the session is unavailable or broken.
+func (a *App) renderStatic(w http.ResponseWriter, r *http.Request, status int, name, errKey string, data any) {
+	v := view{Brand: a.cfg.Branding, Error: errKey, Data: data}
+	if err := a.pages.render(w, status, name, v); err != nil {
+		ctx := r.Context()
+		a.log.ErrorContext(ctx, "rendering page failed", "request_id", requestID(ctx), "page", name, "error", err)
+		http.Error(w, "internal error / 内部エラー", http.StatusInternalServerError)
+	}
+}
+
+func (a *App) renderError(w http.ResponseWriter, r *http.Request, status int, titleKey, msgKey string) {
+	a.renderPage(w, r, status, "error", "", ErrorPage{Title: titleKey, Message: msgKey})
+}
+
+// ServerError answers a request that failed with err as the app's own
+// pages do: the bilingual 503 page with Retry-After for an outage (see
+// IsUnavailable), the 500 page for a bug, logged and counted once.
+func (a *App) ServerError(w http.ResponseWriter, r *http.Request, err error) {
+	a.serverError(w, r, err)
 }
 
 // audit writes a security event. A failure to write it is logged loudly but
@@ -62,6 +114,14 @@ func (a *App) audit(ctx context.Context, typ, subject string, detail map[string]
 	if err := a.auditAs(ctx, typ, subject, subject, detail); err != nil {
 		a.log.ErrorContext(ctx, "audit write failed", "request_id", requestID(ctx), "event", typ, "error", err)
 	}
+}
+
+// AuditAs writes a security event done by actor to subject's account, with
+// the time, client address and request ID of the request in ctx, in the
+// request's write transaction. Unlike Audit it returns a failed write, for
+// actions that must not happen unrecorded.
+func (a *App) AuditAs(ctx context.Context, typ, actor, subject string, detail map[string]string) error {
+	return a.auditAs(ctx, typ, actor, subject, detail)
 }
 
 // auditAs writes a security event done by actor to subject's account.

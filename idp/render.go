@@ -14,12 +14,13 @@ import (
 // so a broken build never reaches a user.
 var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
 	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app",
-	"admin", "admin_user", "admin_action", "admin_audit",
-	"saml_post", "security_keys", "mfa_key"}
+	"saml_post"}
 
 type renderer struct {
 	pages   map[string]*template.Template
 	catalog Catalog
+	fsys    fs.FS
+	base    *template.Template // the layout, cloned for each page
 }
 
 func newRenderer(fsys fs.FS, extraPages ...string) (*renderer, error) {
@@ -31,19 +32,27 @@ func newRenderer(fsys fs.FS, extraPages ...string) (*renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	r := &renderer{pages: map[string]*template.Template{}, catalog: catalog}
-	for _, name := range append(append([]string{}, pageNames...), extraPages...) {
-		clone, err := base.Clone()
+	r := &renderer{pages: map[string]*template.Template{}, catalog: catalog, fsys: fsys, base: base}
+	if err := r.add(append(append([]string{}, pageNames...), extraPages...)...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// add parses pages/NAME.html for each name into a clone of the layout.
+func (r *renderer) add(names ...string) error {
+	for _, name := range names {
+		clone, err := r.base.Clone()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		page, err := clone.ParseFS(fsys, "pages/"+name+".html")
+		page, err := clone.ParseFS(r.fsys, "pages/"+name+".html")
 		if err != nil {
-			return nil, fmt.Errorf("templates: page %s: %w", name, err)
+			return fmt.Errorf("templates: page %s: %w", name, err)
 		}
 		r.pages[name] = page
 	}
-	return r, nil
+	return nil
 }
 
 // view is what every page template receives.
@@ -59,7 +68,10 @@ type view struct {
 	// SignOutOnly: nobody is signed in, but the browser is in the reset
 	// flow, so the ☰ menu offers Logout alone (the manual's reset ⑬–⑭).
 	SignOutOnly bool
-	Data        any
+	// Back and BackLabel (a catalog key), when set, are where an error
+	// page leads instead of the user's own page.
+	Back, BackLabel string
+	Data            any
 }
 
 // render writes the page to a buffer first so a template error never leaves

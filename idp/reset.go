@@ -2,11 +2,13 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 // The reset flow ("Click here For Initial Setup or Setup Again"): the user
@@ -42,6 +44,10 @@ type resetState struct {
 // helpdeskBinding is the binding of codes issued by helpdesk staff; they are
 // valid in any reset page of that user.
 const helpdeskBinding = "helpdesk"
+
+// recordResetIssuer keeps, per user, who issued the pending helpdesk code,
+// so the completed reset's audit row names them (detail "issued_by").
+const recordResetIssuer = "reset_code_issuer"
 
 type resetPage struct {
 	ID          string
@@ -213,11 +219,21 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	via := "mail"
+	detail := map[string]string{"via": "mail"}
 	if used.Binding == helpdeskBinding {
-		via = "helpdesk"
+		detail["via"] = "helpdesk"
+		// The staff member who read the code out answers for this reset too.
+		switch issuer, err := a.store.GetRecord(ctx, recordResetIssuer, st.UserID, a.now()); {
+		case err == nil:
+			detail["issued_by"] = string(issuer)
+		case !errors.Is(err, store.ErrNotFound):
+			a.log.WarnContext(ctx, "reading the reset code's issuer failed", "request_id", requestID(ctx), "error", err)
+		}
+		if err := a.store.DeleteRecord(ctx, recordResetIssuer, st.UserID); err != nil {
+			a.log.WarnContext(ctx, "forgetting the reset code's issuer failed", "request_id", requestID(ctx), "error", err)
+		}
 	}
-	a.audit(ctx, "mfa_reset", st.UserID, map[string]string{"via": via})
+	a.audit(ctx, "mfa_reset", st.UserID, detail)
 	if f.Enrolled() {
 		a.notify(ctx, "reset_done", st.UserID, f.Email.Address, mailData{})
 	}
@@ -261,6 +277,12 @@ func (a *App) IssueResetCode(ctx context.Context, actor, userID string) (string,
 	}
 	code, err := a.codes.IssueFor(ctx, mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding})
 	if err != nil {
+		return "", err
+	}
+	// A new code replaces the pending one, so its issuer replaces the
+	// pending one's; the record outlives the code as the code's does.
+	if err := a.store.PutRecord(ctx, recordResetIssuer, userID, []byte(actor),
+		a.now().Add(a.cfg.MFA.Email.ResetCodeLifetime+time.Hour)); err != nil {
 		return "", err
 	}
 	if err := a.auditAs(ctx, "helpdesk_reset_code_issued", actor, userID, nil); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/gob"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -83,8 +84,7 @@ func (a *App) newSessionManager(store scs.Store) *scs.SessionManager {
 		sm.Cookie.Name = "__Host-" + a.cfg.Session.CookieName
 	}
 	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-		a.log.ErrorContext(r.Context(), "session store failed", "request_id", requestID(r.Context()), "error", err)
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+		a.serverError(w, r, fmt.Errorf("session store: %w", err))
 	}
 	return sm
 }
@@ -93,6 +93,12 @@ func (a *App) newSessionManager(store scs.Store) *scs.SessionManager {
 func (a *App) sessionTimeouts(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if rs, _ := ctx.Value(ctxRequestState).(*requestState); rs != nil {
+			rs.sessionLoaded = true
+			// A panic unwinding past here leaves a context without the
+			// session: the error page must not read it.
+			defer func() { rs.sessionLoaded = false }()
+		}
 		if created := a.sessions.GetInt64(ctx, sessCreated); created != 0 {
 			now := a.now()
 			seen := time.Unix(0, a.sessions.GetInt64(ctx, sessSeen))
@@ -181,6 +187,10 @@ type requestState struct {
 	// factors caches the factor settings read in this request (by user);
 	// every change to them drops the entry.
 	factors map[string]*Factors
+	// sessionLoaded: the session is in the context (sessionTimeouts ran), so
+	// pages may read it. An error page shown before that (the session
+	// store failed) or after a panic must not touch it.
+	sessionLoaded bool
 }
 
 // renewAndBind gives the session a new token (a privilege change) and

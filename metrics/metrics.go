@@ -43,6 +43,12 @@ const (
 	ResultError       = "error"
 )
 
+// Classes of failed requests (RequestFailed).
+const (
+	FailureUnavailable = "unavailable" // store, Redis, directory or mail out of service: 503
+	FailureInternal    = "internal"    // a bug: 500
+)
+
 // Kinds of issued tokens (TokenIssued).
 const (
 	TokenCode          = "authorization_code"
@@ -62,6 +68,7 @@ type Metrics struct {
 	mails    *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	http     *prometheus.HistogramVec
+	failures *prometheus.CounterVec
 	inFlight prometheus.Gauge
 }
 
@@ -95,18 +102,25 @@ func New() *Metrics {
 			Help:    "Duration of HTTP requests by route pattern, method and status code.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method", "code"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idp_request_failures_total",
+			Help: "Requests that failed, by class: unavailable (an outage, answered 503) or internal (a bug, answered 500).",
+		}, []string{"class"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "idp_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
 	}
-	m.reg.MustRegister(m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.inFlight,
+	m.reg.MustRegister(m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.failures, m.inFlight,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist from the start, so rate() and alerts see a zero
 	// rather than nothing before the first event.
 	for _, r := range []string{LoginSuccess, LoginFailure, LoginLocked, LoginUnavailable} {
 		m.logins.WithLabelValues(r)
+	}
+	for _, c := range []string{FailureUnavailable, FailureInternal} {
+		m.failures.WithLabelValues(c)
 	}
 	for _, r := range []string{ResultOK, ResultError} {
 		m.mails.WithLabelValues(r)
@@ -186,6 +200,14 @@ func (m *Metrics) HTTPRequest(route, method string, status int, d time.Duration)
 		route = "unmatched"
 	}
 	m.http.WithLabelValues(route, normalMethod(method), strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// RequestFailed counts a request that failed, class FailureUnavailable or
+// FailureInternal.
+func (m *Metrics) RequestFailed(class string) {
+	if m != nil {
+		m.failures.WithLabelValues(class).Inc()
+	}
 }
 
 // HTTPInFlight adds delta to the number of requests being served.

@@ -13,12 +13,13 @@ import (
 // Messages of the refusal page, by the code in its URL. The code only
 // selects one of these fixed texts.
 var refusalMessages = map[string]string{
-	"unknown":  "saml.sp_unknown",
-	"expired":  "saml.request_expired",
-	"invalid":  "saml.request_invalid",
-	"logout":   "saml.logout_invalid",
-	"login":    "saml.login_expired",
-	"internal": "error.internal",
+	"unknown":     "saml.sp_unknown",
+	"expired":     "saml.request_expired",
+	"invalid":     "saml.request_invalid",
+	"logout":      "saml.logout_invalid",
+	"login":       "saml.login_expired",
+	"internal":    "error.internal",
+	"unavailable": "error.unavailable",
 }
 
 // errorData is what the "error" page shows: catalog keys.
@@ -66,8 +67,11 @@ func (p *Provider) showError(w http.ResponseWriter, r *http.Request, status int,
 		msg = refusalMessages["invalid"]
 	}
 	title := "saml.error_title"
-	if code == "internal" {
+	switch code {
+	case "internal":
 		title = "error.title"
+	case "unavailable":
+		title, status = "error.unavailable_title", http.StatusServiceUnavailable
 	}
 	p.app.RenderPage(w, r, status, "error", errorData{Title: title, Message: msg})
 }
@@ -76,10 +80,23 @@ func (p *Provider) handleRefused(w http.ResponseWriter, r *http.Request) {
 	p.showError(w, r, http.StatusBadRequest, r.URL.Query().Get("m"))
 }
 
+// serverError answers a failure: the app's 503 page for an outage, its 500
+// page for a bug (idp.App.ServerError logs and counts either). A POST from an SP
+// is redirected to the page instead (see showError).
 func (p *Provider) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Method != http.MethodPost {
+		p.app.ServerError(w, r, err)
+		return
+	}
 	ctx := r.Context()
-	p.log.ErrorContext(ctx, "SAML request failed", "request_id", idp.RequestID(ctx), "error", err)
-	p.showError(w, r, http.StatusInternalServerError, "internal")
+	code := "internal"
+	if idp.IsUnavailable(err) {
+		code = "unavailable"
+		p.log.WarnContext(ctx, "SAML request failed: service unavailable", "request_id", idp.RequestID(ctx), "error", err)
+	} else {
+		p.log.ErrorContext(ctx, "SAML request failed", "request_id", idp.RequestID(ctx), "error", err)
+	}
+	p.showError(w, r, http.StatusInternalServerError, code)
 }
 
 // issuerOf reads the Issuer of an unverified message, for logs only.

@@ -51,7 +51,7 @@ func (k *Keys) renderLogin(w http.ResponseWriter, r *http.Request, status int, s
 	}
 	if len(u.creds) == 0 {
 		page.NoKeys = true
-		k.app.RenderPageError(w, r, status, "mfa_key", errKey, page)
+		k.app.RenderPageWithError(w, r, status, "mfa_key", errKey, page)
 		return
 	}
 	assertion, sd, err := k.wa.BeginLogin(u,
@@ -68,7 +68,7 @@ func (k *Keys) renderLogin(w http.ResponseWriter, r *http.Request, status int, s
 		k.app.ServerError(w, r, err)
 		return
 	}
-	k.app.RenderPageError(w, r, status, "mfa_key", errKey, page)
+	k.app.RenderPageWithError(w, r, status, "mfa_key", errKey, page)
 }
 
 func (k *Keys) handleLogin(w http.ResponseWriter, r *http.Request) {

@@ -81,6 +81,9 @@ func Mount(opts Options) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := opts.App.AddPages("security_keys", "mfa_key"); err != nil {
+		return nil, fmt.Errorf("securitykeys: %w", err)
+	}
 	k.routes()
 	opts.App.SetKeyFactor(k)
 	return k, nil

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/store"
@@ -337,6 +338,16 @@ func TestKeyMailsAndClearing(t *testing.T) {
 
 	t.Run("staff clear factors", func(t *testing.T) {
 		b.registerKey(newSoftKey(t, "localhost"), "YubiKey", origin(env))
+		// The console's lookup lists the key.
+		st, err := env.App.AccountStatus(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(st.Factors, func(f idp.FactorInfo) bool {
+			return f.Method == idp.MethodSecurityKey && strings.HasPrefix(f.Detail, "YubiKey") && !f.EnrolledAt.IsZero()
+		}) {
+			t.Fatalf("account status lacks the key: %+v", st.Factors)
+		}
 		if _, err := env.App.ClearFactors(ctx, testldap.Admin.ID, "alice"); err != nil {
 			t.Fatal(err)
 		}

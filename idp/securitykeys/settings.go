@@ -85,7 +85,7 @@ func (k *Keys) renderSettings(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 	}
-	k.app.RenderPageError(w, r, status, "security_keys", errKey, page)
+	k.app.RenderPageWithError(w, r, status, "security_keys", errKey, page)
 }
 
 func (k *Keys) registrationOptions(u *user) []webauthn.RegistrationOption {

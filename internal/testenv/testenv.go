@@ -21,6 +21,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/admin"
 	"github.com/campusidp/campusidp/idp/securitykeys"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
@@ -184,6 +185,9 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 		Now: clk.Now, Mailer: mailer, Logger: logger})
 	if err != nil {
 		t.Fatalf("testenv: idp.New: %v", err)
+	}
+	if err := admin.Mount(app, &cfg, logger); err != nil {
+		t.Fatalf("testenv: console: %v", err)
 	}
 	keys, err := securitykeys.Mount(securitykeys.Options{App: app, Store: db, Logger: logger})
 	if err != nil && !errors.Is(err, securitykeys.ErrNoDomain) {

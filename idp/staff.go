@@ -5,13 +5,16 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/campusidp/campusidp/ldapstore"
 )
 
-// The helpdesk and admin console (/admin/). Staff are ordinary directory
-// accounts in the configured groups. The console needs the password and a
-// real second factor entered in this session within the re-auth window; a
-// trusted browser never stands in for it. Every refusal and every action is
-// audited with the acting staff member.
+// Staff are ordinary directory accounts in the configured groups. What
+// follows is the core API the console (idp/admin) and the `idp admin`
+// command are built on: roles, the staff check of a console request, and
+// account lookups. The console needs the password and a real second factor
+// entered in this session within the re-auth window; a trusted browser
+// never stands in for it. Every refusal is audited with the staff member.
 
 // Role is what a staff member may do in the console.
 type Role int
@@ -35,9 +38,10 @@ func (r Role) String() string {
 	}
 }
 
-// roleFor maps directory group names onto a role with the configured groups.
-// Directory group names compare without regard to case.
-func (a *App) roleFor(groups []string) Role {
+// RoleFor maps directory group names onto a role with the configured
+// groups (admin.helpdesk_groups, admin.admin_groups). Group names compare
+// without regard to case.
+func (a *App) RoleFor(groups []string) Role {
 	role := RoleNone
 	for _, g := range groups {
 		for _, ag := range a.cfg.Admin.AdminGroups {
@@ -54,18 +58,25 @@ func (a *App) roleFor(groups []string) Role {
 	return role
 }
 
-// staffMember is the signed-in staff member a console request acts as.
-type staffMember struct {
+// Staff is the signed-in staff member a console request acts as.
+type Staff struct {
 	ID   string
 	Role Role
 }
 
-// requireStaff admits a console request of a staff member holding at least
-// need, with a fresh second factor. Otherwise it answers the request
-// itself and returns false: 403 to anyone signed in without the role,
-// a login (password and factor) to anyone else. resume is where a POST goes
-// back to after that login, since the POST itself cannot be replayed.
-func (a *App) requireStaff(w http.ResponseWriter, r *http.Request, need Role, resume string) (*staffMember, bool) {
+// ConsolePath is where the console is mounted; a step-up login returns
+// only to paths below it.
+const ConsolePath = "/admin/"
+
+// RequireStaff admits a console request of a staff member holding at least
+// need, with a fresh second factor. Otherwise it answers the request itself
+// and returns false: 403 to anyone signed in without the role, a login
+// (password and factor) to anyone else. back is the console page the
+// request belongs to (a user's page for an action on that user; "" for the
+// console's start): a POST resumes there after the login, since the POST
+// itself cannot be replayed, and staff refused for their role are offered
+// the way back to it.
+func (a *App) RequireStaff(w http.ResponseWriter, r *http.Request, need Role, back string) (*Staff, bool) {
 	ctx := r.Context()
 	u := a.currentUser(ctx)
 	if u == nil {
@@ -82,26 +93,30 @@ func (a *App) requireStaff(w http.ResponseWriter, r *http.Request, need Role, re
 	check, err := a.checkAccount(ctx, true)
 	switch {
 	case errors.Is(err, errAccountEnded):
-		a.stepUp(w, r, resumeURL(r, resume))
+		a.stepUp(w, r, resumeURL(r, back))
 		return nil, false
 	case err != nil:
-		a.renderError(w, r, http.StatusServiceUnavailable, "error.unavailable_title", "error.unavailable")
+		a.serverError(w, r, err)
 		return nil, false
 	}
-	role := min(a.roleFor(u.Groups), a.roleFor(check.Groups))
+	role := min(a.RoleFor(u.Groups), a.RoleFor(check.Groups))
 	if role < need {
 		detail := map[string]string{"path": r.URL.Path, "method": r.Method, "need": need.String(), "role": role.String()}
 		if err := a.auditAs(ctx, "admin_access_denied", u.ID, u.ID, detail); err != nil {
 			a.log.ErrorContext(ctx, "audit write failed", "request_id", requestID(ctx), "error", err)
 		}
-		a.renderError(w, r, http.StatusForbidden, "error.title", "error.forbidden")
+		if role == RoleNone {
+			a.renderError(w, r, http.StatusForbidden, "error.title", "error.forbidden")
+		} else {
+			a.RenderPage(w, r, http.StatusForbidden, "error", ConsoleError("error.forbidden", back))
+		}
 		return nil, false
 	}
 	if !a.factorFresh(ctx) {
-		a.stepUp(w, r, resumeURL(r, resume))
+		a.stepUp(w, r, resumeURL(r, back))
 		return nil, false
 	}
-	return &staffMember{ID: u.ID, Role: role}, true
+	return &Staff{ID: u.ID, Role: role}, true
 }
 
 // factorFresh reports whether this session verified a real second factor
@@ -128,44 +143,41 @@ func resumeURL(r *http.Request, resume string) string {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return r.URL.RequestURI()
 	}
-	if resume == "" || !isLocalPath(resume) || !strings.HasPrefix(resume, "/admin/") {
-		return "/admin/"
-	}
-	return resume
+	return consoleBack(resume)
 }
 
-type adminHomePage struct {
-	Staff *staffMember
-	ID    string
-}
-
-func (a *App) handleAdminHome(w http.ResponseWriter, r *http.Request) {
-	staff, ok := a.requireStaff(w, r, RoleHelpdesk, "")
-	if !ok {
-		return
+// consoleBack is back when it is a console page, else the console's start.
+func consoleBack(back string) string {
+	if back == "" || !isLocalPath(back) || !strings.HasPrefix(back, ConsolePath) {
+		return ConsolePath
 	}
-	a.renderPage(w, r, http.StatusOK, "admin", "", adminHomePage{Staff: staff})
-}
-
-// handleAdminOther answers every other /admin/ URL and method: 403 to
-// non-staff (so nothing about the console's URLs leaks), 404 to staff.
-func (a *App) handleAdminOther(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.requireStaff(w, r, RoleHelpdesk, ""); !ok {
-		return
-	}
-	a.renderError(w, r, http.StatusNotFound, "error.title", "error.not_found")
+	return back
 }
 
 // StaffRole reads an account's staff role live from the directory; a
 // disabled account has none. It returns ldapstore.ErrUserNotFound for an
 // unknown ID.
 func (a *App) StaffRole(ctx context.Context, id string) (Role, error) {
-	u, err := a.lookupTarget(ctx, id)
+	u, err := a.LookupAccount(ctx, id)
 	if err != nil {
 		return RoleNone, err
 	}
 	if u.Disabled {
 		return RoleNone, nil
 	}
-	return a.roleFor(u.Groups), nil
+	return a.RoleFor(u.Groups), nil
+}
+
+// maxIDLength bounds a typed account ID before it reaches the directory.
+const maxIDLength = 256
+
+// LookupAccount reads an account named by staff (in the console or the
+// `idp admin` command) from the directory. An empty or overlong ID is
+// ldapstore.ErrUserNotFound without asking the directory.
+func (a *App) LookupAccount(ctx context.Context, id string) (*ldapstore.User, error) {
+	id = strings.TrimSpace(id)
+	if id == "" || len(id) > maxIDLength {
+		return nil, ldapstore.ErrUserNotFound
+	}
+	return a.dir.Lookup(ctx, id)
 }

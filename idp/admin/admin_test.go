@@ -1,4 +1,4 @@
-package idp_test
+package admin_test
 
 import (
 	"context"
@@ -133,7 +133,9 @@ func TestHelpdeskCodeCompletesResetForUserWithoutAddress(t *testing.T) {
 	if len(issued) != 1 || issued[0].Actor != testldap.Helpdesk.ID || !issued[0].Time.Equal(e.clock.Now()) {
 		t.Errorf("issue audit: %+v", issued)
 	}
-	if done := e.auditOf("mfa_reset", u.ID); len(done) != 1 || done[0].Detail["via"] != "helpdesk" {
+	// The completed reset names the staff member who issued the code.
+	if done := e.auditOf("mfa_reset", u.ID); len(done) != 1 || done[0].Detail["via"] != "helpdesk" ||
+		done[0].Detail["issued_by"] != testldap.Helpdesk.ID {
 		t.Errorf("reset audit: %+v", done)
 	}
 	if strings.Contains(e.logs.String(), code) {

@@ -51,8 +51,8 @@ func TestRoleFor(t *testing.T) {
 		{[]string{"IDP-ADMINS", "idp-helpdesk"}, RoleAdmin},
 	}
 	for _, tt := range tests {
-		if got := a.roleFor(tt.groups); got != tt.want {
-			t.Errorf("roleFor(%q) = %v, want %v", tt.groups, got, tt.want)
+		if got := a.RoleFor(tt.groups); got != tt.want {
+			t.Errorf("RoleFor(%q) = %v, want %v", tt.groups, got, tt.want)
 		}
 	}
 }

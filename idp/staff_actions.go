@@ -1,0 +1,158 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Staff actions on an account, each audited with the acting staff member as
+// actor and the account as subject. The console (idp/admin) and the
+// `idp admin` command both call them; the caller decides who may act.
+
+// ErrAccountDisabled: the action makes no sense for an account the
+// directory has disabled (its user cannot sign in to use it).
+var ErrAccountDisabled = errors.New("idp: the account is disabled in the directory")
+
+// UnlockPassword clears the password-attempt budget of an account (the
+// per-address budgets are not any one account's).
+func (a *App) UnlockPassword(ctx context.Context, actor, userID string) error {
+	u, err := a.LookupAccount(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := a.store.ResetCounter(ctx, passwordBudgetKey(u.ID)); err != nil {
+		return fmt.Errorf("idp: unlocking password budget: %w", err)
+	}
+	return a.auditAs(ctx, "admin_password_unlocked", actor, u.ID, nil)
+}
+
+// UnlockOTP clears the account-wide second-factor failure budget, lifting
+// its lock.
+func (a *App) UnlockOTP(ctx context.Context, actor, userID string) error {
+	u, err := a.LookupAccount(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := a.codes.Unlock(ctx, u.ID); err != nil {
+		return fmt.Errorf("idp: unlocking one-time passwords: %w", err)
+	}
+	return a.auditAs(ctx, "admin_otp_unlocked", actor, u.ID, nil)
+}
+
+// EndedSessions counts what EndUserSessions and ClearFactors ended.
+type EndedSessions struct {
+	TrustedBrowsers int
+	Sessions        int
+	// Grants are the relying parties' refresh-token grants revoked.
+	Grants int
+}
+
+// EndUserSessions revokes every trusted browser of an account and ends all
+// its sessions, so its next request anywhere needs a full login. Called
+// from a request of the account itself (staff ending their own sessions in
+// the console), it spares the session that request uses.
+func (a *App) EndUserSessions(ctx context.Context, actor, userID string) (EndedSessions, error) {
+	u, err := a.LookupAccount(ctx, userID)
+	if err != nil {
+		return EndedSessions{}, err
+	}
+	ended, err := a.endAll(ctx, u.ID)
+	if err != nil {
+		return ended, err
+	}
+	return ended, a.auditAs(ctx, "admin_sessions_ended", actor, u.ID, endedDetail(ended))
+}
+
+// ownSessionKey is the store key of the session of the request in ctx when
+// it belongs to userID, else "". Outside a request (the CLI) there is none.
+func (a *App) ownSessionKey(ctx context.Context, userID string) string {
+	rs, _ := ctx.Value(ctxRequestState).(*requestState)
+	if rs == nil || !rs.sessionLoaded {
+		return ""
+	}
+	if u := a.currentUser(ctx); u == nil || u.ID != userID {
+		return ""
+	}
+	return hashSessionToken(a.sessions.Token(ctx))
+}
+
+func (a *App) endAll(ctx context.Context, userID string) (EndedSessions, error) {
+	var ended EndedSessions
+	var err error
+	if ended.TrustedBrowsers, err = a.RevokeTrustedBrowsers(ctx, userID, ""); err != nil {
+		return ended, fmt.Errorf("idp: revoking trusted browsers: %w", err)
+	}
+	if ended.Sessions, err = a.store.DeleteUserSessions(ctx, userID, a.ownSessionKey(ctx, userID)); err != nil {
+		return ended, fmt.Errorf("idp: ending sessions: %w", err)
+	}
+	if ended.Grants, err = a.revokeGrants(ctx, userID); err != nil {
+		return ended, err
+	}
+	return ended, nil
+}
+
+func endedDetail(e EndedSessions) map[string]string {
+	return map[string]string{"trusted_browsers": strconv.Itoa(e.TrustedBrowsers), "sessions": strconv.Itoa(e.Sessions),
+		"grants": strconv.Itoa(e.Grants)}
+}
+
+// grantRevoker is a store that also keeps relying parties' token grants
+// (the OIDC provider's); ending a user's sessions revokes them too, so a
+// refresh token cannot outlive the sign-out.
+type grantRevoker interface {
+	RevokeOIDCUserGrants(ctx context.Context, userID, clientID string, now time.Time) (int, error)
+}
+
+func (a *App) revokeGrants(ctx context.Context, userID string) (int, error) {
+	r, ok := a.store.(grantRevoker)
+	if !ok {
+		return 0, nil
+	}
+	n, err := r.RevokeOIDCUserGrants(ctx, userID, "", a.now())
+	if err != nil {
+		return 0, fmt.Errorf("idp: revoking token grants: %w", err)
+	}
+	return n, nil
+}
+
+// ClearFactors removes every second factor of an account, revokes its
+// trusted browsers and ends its sessions (sparing the calling request's
+// own, as EndUserSessions does); the user registers a factor anew at the
+// next login. The registered address hears of it. Admins only.
+func (a *App) ClearFactors(ctx context.Context, actor, userID string) (EndedSessions, error) {
+	u, err := a.LookupAccount(ctx, userID)
+	if err != nil {
+		return EndedSessions{}, err
+	}
+	f, err := a.loadFactors(ctx, u.ID)
+	if err != nil {
+		return EndedSessions{}, err
+	}
+	if err := a.clearFactors(ctx, u.ID); err != nil {
+		return EndedSessions{}, err
+	}
+	ended, err := a.endAll(ctx, u.ID)
+	if err != nil {
+		return ended, err
+	}
+	detail := endedDetail(ended)
+	var methods []string
+	for _, m := range factorInfos(f) {
+		methods = append(methods, m.Method)
+	}
+	if f.Keys != nil {
+		methods = append(methods, MethodSecurityKey)
+	}
+	detail["methods"] = strings.Join(methods, " ")
+	if err := a.auditAs(ctx, "admin_factors_cleared", actor, u.ID, detail); err != nil {
+		return ended, err
+	}
+	if f.Email != nil {
+		a.notify(ctx, "reset_done", u.ID, f.Email.Address, mailData{})
+	}
+	return ended, nil
+}

@@ -1,0 +1,17 @@
+package store
+
+import (
+	"context"
+	"strconv"
+)
+
+// LimitPagesForTest caps the SQLite file at its current size plus a few
+// pages, so the next large writes fail with SQLITE_FULL as on a full disk.
+func (db *DB) LimitPagesForTest(ctx context.Context) error {
+	var pages int
+	if err := db.write.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		return err
+	}
+	var limit int
+	return db.write.QueryRowContext(ctx, `PRAGMA max_page_count = `+strconv.Itoa(pages+8)).Scan(&limit)
+}
