@@ -106,6 +106,19 @@ type Branding struct {
 	ForgotPasswordURL string    `yaml:"forgot_password_url"`
 	HelpURL           string    `yaml:"help_url"`
 	InquiryURL        string    `yaml:"inquiry_url"`
+	// LogoFile is a PNG, JPEG or SVG image shown in the page header,
+	// served at /brand/logo; empty shows the names alone.
+	LogoFile string      `yaml:"logo_file"`
+	Colors   BrandColors `yaml:"colors"`
+}
+
+// BrandColors are the pages' colours as #rrggbb, served in /brand/style.css
+// over the built-in sheet, so a campus need not copy the templates.
+type BrandColors struct {
+	// Header is the background of the page header (white text on it).
+	Header string `yaml:"header"`
+	// Accent colours links and buttons (white text on filled buttons).
+	Accent string `yaml:"accent"`
 }
 
 // LDAP is the directory that holds the accounts.
@@ -240,11 +253,14 @@ type EmailOTP struct {
 	MaxTriesPerCode int           `yaml:"max_tries_per_code"`
 	// FailureBudget is account-wide; once spent, the account's email OTP is
 	// locked until the window ends, and resending does not refill it.
-	FailureBudget      Budget        `yaml:"failure_budget"`
-	ResendCooldown     time.Duration `yaml:"resend_cooldown"`
-	SendsPerHour       int           `yaml:"sends_per_hour"`
-	ResetCodeLifetime  time.Duration `yaml:"reset_code_lifetime"`
-	ResetGrantLifetime time.Duration `yaml:"reset_grant_lifetime"`
+	FailureBudget  Budget        `yaml:"failure_budget"`
+	ResendCooldown time.Duration `yaml:"resend_cooldown"`
+	SendsPerHour   int           `yaml:"sends_per_hour"`
+	// MaxOutstandingCodes mailed codes of one user and purpose stay valid
+	// at once, so a resend or another login does not void the code on its way.
+	MaxOutstandingCodes int           `yaml:"max_outstanding_codes"`
+	ResetCodeLifetime   time.Duration `yaml:"reset_code_lifetime"`
+	ResetGrantLifetime  time.Duration `yaml:"reset_grant_lifetime"`
 	// BlockedDomains are lower-case; their subdomains are blocked too.
 	BlockedDomains []string `yaml:"blocked_domains"`
 	// PlaceholderAddress is shown on the reset page when no address is registered.
@@ -290,10 +306,15 @@ func (l Log) SlogLevel() slog.Level {
 	}
 }
 
-// Default returns the configuration used for every key the file leaves out.
-// It is not valid on its own: server.public_url, ldap.urls,
-// ldap.user_base_dn, security.secret_key, mail.from and (for SMTP)
-// mail.smtp.host have no sensible default.
+// Default returns the configuration used for every key the file leaves out:
+// every limit, lifetime and timeout has its safe value. It is not valid on
+// its own: server.public_url and security.secret_key have no sensible
+// default, nor, for the parts the idp binary wires from config,
+// ldap.urls, ldap.user_base_dn, mail.from and (for SMTP) mail.smtp.host.
+//
+// A program embedding package idp starts from Default, sets
+// Server.PublicURL and Security.SecretKey, and passes its own directory,
+// mailer and store; Validate(Embedded...) then checks what is left.
 func Default() Config {
 	return Config{
 		Server: Server{
@@ -309,6 +330,7 @@ func Default() Config {
 			SupportName:   Localized{JA: "情報環境支援センター", EN: "ICT Support Center"},
 			HelpdeskPhone: "+81-75-000-0000",
 			HelpdeskHours: Localized{JA: "平日 9:00-17:00", EN: "Weekdays 9:00-17:00"},
+			Colors:        BrandColors{Header: "#0b3d6e", Accent: "#0b5cab"},
 		},
 		LDAP: LDAP{
 			UserFilter: "(&(objectClass=inetOrgPerson)(uid={id}))",
@@ -359,15 +381,16 @@ func Default() Config {
 		MFA: MFA{
 			Enrollment: EnrollmentRequired,
 			Email: EmailOTP{
-				CodeDigits:         6,
-				CodeLifetime:       10 * time.Minute,
-				MaxTriesPerCode:    5,
-				FailureBudget:      Budget{Limit: 10, Window: time.Hour},
-				ResendCooldown:     60 * time.Second,
-				SendsPerHour:       10,
-				ResetCodeLifetime:  30 * time.Minute,
-				ResetGrantLifetime: 15 * time.Minute,
-				PlaceholderAddress: "id00000000@mail2.adm.example.ac.jp",
+				CodeDigits:          6,
+				CodeLifetime:        10 * time.Minute,
+				MaxTriesPerCode:     5,
+				FailureBudget:       Budget{Limit: 10, Window: time.Hour},
+				ResendCooldown:      60 * time.Second,
+				SendsPerHour:        10,
+				MaxOutstandingCodes: 3,
+				ResetCodeLifetime:   30 * time.Minute,
+				ResetGrantLifetime:  15 * time.Minute,
+				PlaceholderAddress:  "id00000000@mail2.adm.example.ac.jp",
 			},
 			TrustedBrowserLifetime: 720 * time.Hour,
 			WebAuthn: WebAuthn{

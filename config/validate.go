@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,17 +65,48 @@ func Describe(err error) []string {
 	return lines
 }
 
+// Part is a piece of the IdP that a program embedding package idp may bring
+// itself instead of configuring it here. Validate skips the sections of the
+// parts it is told the program brings.
+type Part int
+
+const (
+	// OwnDirectory: the program passes its own idp.Directory; the ldap
+	// section is not used and not checked.
+	OwnDirectory Part = iota + 1
+	// OwnMailer: the program passes its own idp.Mailer; mail.from,
+	// mail.transport and mail.smtp are not used and not checked.
+	OwnMailer
+	// OwnStore: the program passes its own idp.Store (and session store);
+	// the store section is not used and not checked.
+	OwnStore
+)
+
+// Embedded lists the parts idp.New always receives from the program
+// rather than from the config: the directory, the mailer and the store.
+// idp.New validates with them; the idp binary validates everything.
+var Embedded = []Part{OwnDirectory, OwnMailer, OwnStore}
+
 // Validate checks every setting and returns all problems found, joined with
 // errors.Join, each a *FieldError. It returns nil for a usable config.
-func (c *Config) Validate() error {
+// Sections of the parts named in own are skipped: a program that brings its
+// own directory needs no ldap.urls, one with its own mailer no mail.from.
+func (c *Config) Validate(own ...Part) error {
+	brings := func(p Part) bool { return slices.Contains(own, p) }
 	v := &validator{}
 	c.Server.validate(v, "server")
 	c.Branding.validate(v, "branding")
-	c.LDAP.validate(v, "ldap")
-	c.Store.validate(v, "store")
+	if !brings(OwnDirectory) {
+		c.LDAP.validate(v, "ldap")
+	}
+	if !brings(OwnStore) {
+		c.Store.validate(v, "store")
+	}
 	c.Session.validate(v, "session")
 	c.Security.validate(v, "security")
-	c.Mail.validate(v, "mail")
+	if !brings(OwnMailer) {
+		c.Mail.validate(v, "mail")
+	}
 	c.MFA.validate(v, "mfa")
 	c.Log.validate(v, "log")
 	c.SAML.validate(v, "saml")
@@ -249,6 +282,44 @@ func (b Branding) validate(v *validator, p string) {
 	v.webURL(p+".forgot_password_url", b.ForgotPasswordURL)
 	v.webURL(p+".help_url", b.HelpURL)
 	v.webURL(p+".inquiry_url", b.InquiryURL)
+	if b.LogoFile != "" {
+		validateLogoFile(v, p+".logo_file", b.LogoFile)
+	}
+	v.color(p+".colors.header", b.Colors.Header)
+	v.color(p+".colors.accent", b.Colors.Accent)
+}
+
+// MaxLogoBytes bounds branding.logo_file: it is held in memory and sent
+// with every page's header image.
+const MaxLogoBytes = 256 << 10
+
+// LogoTypes maps the accepted logo file extensions to their content types.
+var LogoTypes = map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+
+func validateLogoFile(v *validator, path, file string) {
+	if _, ok := LogoTypes[strings.ToLower(filepath.Ext(file))]; !ok {
+		v.add(path, "must be a .png, .jpg or .svg file (got %q)", file)
+		return
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case err != nil:
+		v.add(path, "cannot be read: %v", err)
+	case fi.IsDir():
+		v.add(path, "is a directory, not an image file (%s)", file)
+	case fi.Size() > MaxLogoBytes:
+		v.add(path, "is %d bytes; at most %d", fi.Size(), MaxLogoBytes)
+	}
+}
+
+var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// color requires a #rrggbb colour: it is written into a stylesheet, so
+// nothing else may get through.
+func (v *validator) color(path, c string) {
+	if !hexColor.MatchString(c) {
+		v.add(path, "must be a colour written #rrggbb, such as #0b3d6e (got %q)", c)
+	}
 }
 
 func (l LDAP) validate(v *validator, p string) {
@@ -517,6 +588,7 @@ func (e EmailOTP) validate(v *validator, p string) {
 			formatDuration(e.ResendCooldown), formatDuration(e.CodeLifetime))
 	}
 	v.intRange(p+".sends_per_hour", e.SendsPerHour, 1, 100)
+	v.intRange(p+".max_outstanding_codes", e.MaxOutstandingCodes, 1, 10)
 	v.duration(p+".reset_code_lifetime", e.ResetCodeLifetime, 24*time.Hour)
 	v.duration(p+".reset_grant_lifetime", e.ResetGrantLifetime, time.Hour)
 	for i, d := range e.BlockedDomains {

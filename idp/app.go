@@ -6,7 +6,6 @@ package idp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -50,24 +50,49 @@ type Store interface {
 	DeleteUserSessions(ctx context.Context, userID, exceptToken string) (int, error)
 }
 
-// Options wires the app. Config, Directory, Store and Sessions are required.
+// Options wires the app. Config, Directory, Store, Sessions and Mailer are
+// required; the rest is optional.
 type Options struct {
-	Config    *config.Config
+	// Config is the configuration tree; start from config.Default() and set
+	// Server.PublicURL and Security.SecretKey. New validates it with
+	// config.Embedded: the ldap, mail and store sections are not read here
+	// (the program passes Directory, Mailer and Store).
+	Config *config.Config
+	// Directory checks passwords and reads accounts (ldapstore.Directory,
+	// or the program's own).
 	Directory Directory
-	Store     Store
-	// Sessions persists browser sessions; normally the store's scs store.
+	// Store persists login transactions, factors, counters and the audit
+	// log: store.OpenSQLite or store.OpenPostgres, or the program's own
+	// implementation checked with storetest.Run. There is no default: a
+	// store that forgot everything on restart would silently reset users'
+	// second factors.
+	Store Store
+	// Sessions persists browser sessions; normally the store's:
+	// (*store.DB).SessionStore().
 	Sessions scs.Store
 	Logger   *slog.Logger
 	// Templates overrides the embedded templates (tests, white-labelling).
+	// To change wording only, use Messages instead.
 	Templates fs.FS
+	// Messages overrides entries of the message catalog
+	// (templates/messages.yaml) by key, both languages each; a key the
+	// catalog does not have is an error, so a typo cannot go unnoticed.
+	Messages map[string]Message
 	// Now is the clock; tests inject one to check lifetimes.
 	Now func() time.Time
-	// Mailer delivers codes and notices.
+	// Mailer delivers codes and notices; required (mail.NewSMTP adapted
+	// with MailerFunc, or the program's own).
 	Mailer Mailer
+	// AuditSink, when set, receives every audit event once the store has
+	// kept it, e.g. to ship it to a SIEM.
+	AuditSink AuditSink
 	// DevOutbox, when set, is shown at /dev/outbox (idp dev only).
 	DevOutbox Outbox
 	// Metrics, when set, counts logins, factors and requests (see metrics.go).
 	Metrics *metrics.Metrics
+	// Registerer, when set and Metrics is nil, receives the IdP's metrics
+	// (metrics.NewIn); nil Metrics and Registerer mean no metrics at all.
+	Registerer prometheus.Registerer
 }
 
 // Outbox lists mails kept by the development mail transport.
@@ -99,6 +124,8 @@ type App struct {
 	metrics   *metrics.Metrics
 	mailer    Mailer
 	mails     *mailer
+	sink      AuditSink
+	brand     *brandAssets
 	codes     *mfa.Codes
 	box       *mfa.SecretBox
 	keys      KeyFactor // security keys, when plugged in (SetKeyFactor)
@@ -110,8 +137,8 @@ type App struct {
 
 // New builds the app; it fails when a template or message is missing.
 func New(opts Options) (*App, error) {
-	if opts.Config == nil || opts.Directory == nil || opts.Store == nil || opts.Sessions == nil || opts.Mailer == nil {
-		return nil, errors.New("idp: Config, Directory, Store, Sessions and Mailer are required")
+	if err := checkOptions(&opts); err != nil {
+		return nil, err
 	}
 	cfg := opts.Config
 	logger := opts.Logger
@@ -128,6 +155,9 @@ func New(opts Options) (*App, error) {
 	}
 	pages, err := newRenderer(tfs)
 	if err != nil {
+		return nil, err
+	}
+	if err := pages.catalog.override(cfg.Branding, opts.Messages); err != nil {
 		return nil, err
 	}
 	pub, err := url.Parse(cfg.Server.PublicURL)
@@ -156,6 +186,7 @@ func New(opts Options) (*App, error) {
 		FailureWindow:  email.FailureBudget.Window,
 		ResendCooldown: email.ResendCooldown,
 		SendsPerHour:   email.SendsPerHour,
+		MaxOutstanding: email.MaxOutstandingCodes,
 	}, []byte(cfg.Security.SecretKey.Value()), mfaStore{opts.Store}, mfaStore{opts.Store}, mfa.WithClock(now))
 	if err != nil {
 		return nil, err
@@ -178,8 +209,12 @@ func New(opts Options) (*App, error) {
 		metrics:   opts.Metrics,
 		mailer:    opts.Mailer,
 		mails:     mails,
+		sink:      opts.AuditSink,
 		codes:     codes,
 		box:       box,
+	}
+	if a.brand, err = loadBrandAssets(cfg.Branding); err != nil {
+		return nil, err
 	}
 	a.sessions = a.newSessionManager(opts.Sessions)
 	a.routes()
@@ -204,6 +239,7 @@ func (a *App) routes() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	a.routeBrand(mux)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/user/", http.StatusSeeOther)
 	})

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/mfa"
 )
 
@@ -40,9 +39,6 @@ type KeyInfo struct {
 // SetKeyFactor plugs in the security-key factor. Call it once, before the
 // handler serves requests.
 func (a *App) SetKeyFactor(k KeyFactor) { a.keys = k }
-
-// Config is the app's configuration (read-only).
-func (a *App) Config() *config.Config { return a.cfg }
 
 // PublicURL is the configured public URL of the IdP.
 func (a *App) PublicURL() *url.URL { u := *a.publicURL; return &u }

@@ -126,7 +126,7 @@ func (a *App) AuditAs(ctx context.Context, typ, actor, subject string, detail ma
 
 // auditAs writes a security event done by actor to subject's account.
 func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail map[string]string) error {
-	return a.store.AppendAudit(ctx, store.AuditEvent{
+	e := store.AuditEvent{
 		Time:      a.now(),
 		Type:      typ,
 		Actor:     actor,
@@ -134,7 +134,12 @@ func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail ma
 		ClientIP:  clientIP(ctx),
 		RequestID: requestID(ctx),
 		Detail:    detail,
-	})
+	}
+	if err := a.store.AppendAudit(ctx, e); err != nil {
+		return err
+	}
+	a.recordAudit(ctx, e)
+	return nil
 }
 
 type userPage struct {

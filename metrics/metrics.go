@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"database/sql"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -58,9 +59,13 @@ const (
 	TokenSAMLAssertion = "saml_assertion"
 )
 
-// Metrics is the set of the IdP's metrics, in a registry of its own.
+// Metrics is the set of the IdP's metrics, in a registry of its own (New)
+// or in the embedding program's (NewIn).
 type Metrics struct {
-	reg *prometheus.Registry
+	reg prometheus.Registerer
+	// gather serves Handler; nil when the program's registerer is not also
+	// a gatherer (the program then serves its metrics itself).
+	gather prometheus.Gatherer
 
 	logins   *prometheus.CounterVec
 	mfa      *prometheus.CounterVec
@@ -72,10 +77,28 @@ type Metrics struct {
 	inFlight prometheus.Gauge
 }
 
-// New returns the metrics, with the Go runtime and process collectors.
+// New returns the metrics in a registry of their own, with the Go runtime
+// and process collectors; Handler serves that registry. The idp binary uses
+// it.
 func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := NewIn(reg)
+	if err != nil {
+		panic(err) // a fresh registry cannot hold a clashing collector
+	}
+	return m
+}
+
+// NewIn registers the IdP's metrics (idp_*) in reg, the embedding program's
+// own registry, and returns them; pass the result as idp.Options.Metrics,
+// or pass reg as idp.Options.Registerer. It adds no runtime collectors
+// (the program's registry usually has them). Handler serves reg when reg is
+// also a prometheus.Gatherer (a *prometheus.Registry is).
+func NewIn(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idp_logins_total",
 			Help: "Password checks by result: success, failure, locked, unavailable.",
@@ -111,9 +134,14 @@ func New() *Metrics {
 			Help: "HTTP requests being served.",
 		}),
 	}
-	m.reg.MustRegister(m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.failures, m.inFlight,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		m.gather = g
+	}
+	for _, c := range []prometheus.Collector{m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.failures, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	// Series that exist from the start, so rate() and alerts see a zero
 	// rather than nothing before the first event.
 	for _, r := range []string{LoginSuccess, LoginFailure, LoginLocked, LoginUnavailable} {
@@ -128,15 +156,15 @@ func New() *Metrics {
 	for _, k := range []string{TokenCode, TokenAccess, TokenID, TokenRefresh, TokenSAMLAssertion} {
 		m.tokens.WithLabelValues(k)
 	}
-	return m
+	return m, nil
 }
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
-	if m == nil {
+	if m == nil || m.gather == nil {
 		return http.NotFoundHandler()
 	}
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.gather, promhttp.HandlerOpts{Registry: m.reg})
 }
 
 // Register adds further collectors (a front-end's own metrics).

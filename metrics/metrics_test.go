@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -138,5 +139,40 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("nil metrics handler: %d, want 404", rec.Code)
+	}
+}
+
+// A program embedding the IdP passes its own registry: the idp_* series
+// land there beside the program's, and registering twice is an error
+// rather than a panic.
+func TestNewInUsesTheProgramsRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewIn(reg)
+	if err != nil {
+		t.Fatalf("NewIn: %v", err)
+	}
+	m.Login(LoginSuccess)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() == "idp_logins_total" {
+			found = true
+		}
+		if f.GetName() == "go_goroutines" {
+			t.Errorf("NewIn added the runtime collectors to the program's registry")
+		}
+	}
+	if !found {
+		t.Fatalf("idp_logins_total not in the program's registry")
+	}
+	if _, err := NewIn(reg); err == nil {
+		t.Fatalf("NewIn twice on one registry: want an error")
+	}
+	// A registerer that cannot be gathered: the program serves metrics.
+	if _, err := NewIn(prometheus.WrapRegistererWithPrefix("x_", prometheus.NewRegistry())); err != nil {
+		t.Fatalf("NewIn(wrapped): %v", err)
 	}
 }

@@ -7,47 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
-	"github.com/campusidp/campusidp/ldapstore"
-	"github.com/campusidp/campusidp/store"
 )
 
-// withOIDCAttributes adds the directory attributes the OIDC claims and the
-// subject read to the ones the directory client fetches.
-func withOIDCAttributes(lc ldapstore.Config, c config.OIDC) ldapstore.Config {
-	names := []string{}
-	if c.SubjectAttribute != "" {
-		names = append(names, c.SubjectAttribute)
-	}
-	for _, cl := range c.Claims {
-		if attr, ok := cl.ClaimAttribute(); ok {
-			names = append(names, attr)
-		}
-	}
-	return withExtraAttributes(lc, names)
-}
-
-// withExtraAttributes adds names to the attributes the directory client
-// fetches at login, once each (attribute names ignore case).
-func withExtraAttributes(lc ldapstore.Config, names []string) ldapstore.Config {
-	extra := append([]string(nil), lc.Attributes.Extra...)
-	for _, name := range names {
-		if !slices.ContainsFunc(extra, func(e string) bool { return strings.EqualFold(e, name) }) {
-			extra = append(extra, name)
-		}
-	}
-	lc.Attributes.Extra = extra
-	return lc
-}
-
-// newOIDC builds the OpenID Connect provider and mounts it on app.
-func newOIDC(ctx context.Context, cfg *config.Config, app *idp.App, db *store.DB, dir oidcprovider.Directory, logger *slog.Logger) (*oidcprovider.Provider, error) {
-	p, err := oidcprovider.New(ctx, oidcprovider.Options{Config: cfg, App: app, Store: db, Directory: dir, Logger: logger})
+// newOIDC builds the OpenID Connect provider over the app's config, store
+// and directory, as an embedding program does, and mounts it on app.
+func newOIDC(ctx context.Context, app *idp.App, logger *slog.Logger) (*oidcprovider.Provider, error) {
+	p, err := oidcprovider.New(ctx, oidcprovider.Options{App: app, Logger: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -6,45 +6,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-
-	"github.com/campusidp/campusidp/config"
-	"github.com/campusidp/campusidp/ldapstore"
 )
-
-func TestWithOIDCAttributes(t *testing.T) {
-	claims := []config.OIDCClaim{
-		{Name: "email", Source: config.ClaimSourceMail, Scope: "email"},
-		{Name: "eppn", Source: "attribute:eduPersonPrincipalName", Scope: "eppn"},
-		{Name: "aff", Source: "attribute:employeeType", Scope: "aff"},
-	}
-	tests := []struct {
-		name    string
-		extra   []string
-		subject string
-		want    []string
-	}{
-		{"adds claim attributes", nil, "", []string{"eduPersonPrincipalName", "employeeType"}},
-		{"adds the subject attribute", []string{"cn"}, "entryUUID", []string{"cn", "entryUUID", "eduPersonPrincipalName", "employeeType"}},
-		{"keeps what is listed, whatever its case", []string{"EmployeeType"}, "", []string{"EmployeeType", "eduPersonPrincipalName"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			lc := ldapstore.Config{Attributes: ldapstore.Attributes{Extra: tt.extra}}
-			got := withOIDCAttributes(lc, config.OIDC{Claims: claims, SubjectAttribute: tt.subject}).Attributes.Extra
-			if !slices.Equal(got, tt.want) {
-				t.Fatalf("extra = %q, want %q", got, tt.want)
-			}
-			if len(tt.extra) > 0 && &lc.Attributes.Extra[0] == &got[0] {
-				t.Fatal("the caller's list was modified in place")
-			}
-		})
-	}
-}
 
 var demoSecretRe = regexp.MustCompile(`client_id (\S+)\s+client_secret (\S+)`)
 

@@ -76,38 +76,6 @@ type extras struct {
 	ready func(addr string)
 }
 
-func ldapConfig(c config.LDAP) ldapstore.Config {
-	return ldapstore.Config{
-		URLs:               c.URLs,
-		StartTLS:           c.StartTLS,
-		CAFile:             c.CAFile,
-		InsecureSkipVerify: c.InsecureSkipVerify,
-		BindDN:             c.BindDN,
-		BindPassword:       c.BindPassword.Value(),
-		UserBaseDN:         c.UserBaseDN,
-		UserFilter:         c.UserFilter,
-		DisabledFilter:     c.DisabledFilter,
-		Attributes: ldapstore.Attributes{
-			ID:            c.Attributes.ID,
-			DisplayName:   c.Attributes.DisplayName,
-			DisplayNameJA: c.Attributes.DisplayNameJA,
-			Mail:          c.Attributes.Mail,
-			Extra:         c.Attributes.Extra,
-		},
-		Groups: ldapstore.Groups{
-			Mode:          c.Groups.Mode,
-			Attribute:     c.Groups.Attribute,
-			BaseDN:        c.Groups.BaseDN,
-			Filter:        c.Groups.Filter,
-			NameAttribute: c.Groups.NameAttribute,
-		},
-		PoolSize:         c.PoolSize,
-		DialTimeout:      c.DialTimeout,
-		OperationTimeout: c.OperationTimeout,
-		IdleTimeout:      c.IdleTimeout,
-	}
-}
-
 // newSender builds the configured mail transport.
 func newSender(cfg *config.Config, logger *slog.Logger) (mail.Sender, error) {
 	if cfg.Mail.Transport == config.TransportLog {
@@ -180,7 +148,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	dir, err := ldapstore.New(withOIDCAttributes(withSAMLAttributes(ldapConfig(cfg.LDAP), cfg.SAML), cfg.OIDC), logger)
+	dir, err := ldapstore.New(idp.LDAPConfig(cfg), logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("ldap: %w", err)
@@ -229,11 +197,11 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		in.Close()
 		return nil, err
 	}
-	if in.saml, err = newSAML(ctx, cfg, in.app, db, logger); err != nil {
+	if in.saml, err = newSAML(ctx, in.app, logger); err != nil {
 		in.Close()
 		return nil, err
 	}
-	if in.oidc, err = newOIDC(ctx, cfg, in.app, db, observedDirectory{dir, in.metrics}, logger); err != nil {
+	if in.oidc, err = newOIDC(ctx, in.app, logger); err != nil {
 		in.Close()
 		return nil, err
 	}

@@ -42,10 +42,12 @@ type App interface {
 	Metrics() *metrics.Metrics
 }
 
-// Options wires the provider. Config, App, Store and Directory are required.
+// Options wires the provider. App is required; Config, Store and Directory
+// default to the app's own (an *idp.App's Config, Store and Directory), so
+// a program that built its app needs only Options{App: app}.
 type Options struct {
-	Config    *config.Config
 	App       App
+	Config    *config.Config
 	Store     Store
 	Directory Directory
 	Logger    *slog.Logger
@@ -81,8 +83,8 @@ type Provider struct {
 
 // New builds the provider and makes sure a signing key exists.
 func New(ctx context.Context, opts Options) (*Provider, error) {
-	if opts.Config == nil || opts.App == nil || opts.Store == nil || opts.Directory == nil {
-		return nil, errors.New("oidcprovider: Config, App, Store and Directory are required")
+	if err := fromApp(&opts); err != nil {
+		return nil, err
 	}
 	cfg := opts.Config
 	logger := opts.Logger
@@ -176,6 +178,30 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		logger.Warn("oidc claim attribute is not fetched from the directory; add it to ldap.attributes.extra", "attribute", m)
 	}
 	return p, nil
+}
+
+// fromApp fills the options the program left out from the app's own.
+func fromApp(opts *Options) error {
+	if opts.App == nil {
+		return errors.New("oidcprovider: Options.App is required")
+	}
+	if a, ok := opts.App.(interface{ Config() *config.Config }); ok && opts.Config == nil {
+		opts.Config = a.Config()
+	}
+	if a, ok := opts.App.(interface{ Store() idp.Store }); ok && opts.Store == nil {
+		if s, ok := a.Store().(Store); ok {
+			opts.Store = s
+		} else {
+			return fmt.Errorf("oidcprovider: the app's store (%T) lacks the OIDC tables (see oidcprovider.Store); pass Options.Store", a.Store())
+		}
+	}
+	if a, ok := opts.App.(interface{ Directory() idp.Directory }); ok && opts.Directory == nil {
+		opts.Directory = a.Directory()
+	}
+	if opts.Config == nil || opts.Store == nil || opts.Directory == nil {
+		return errors.New("oidcprovider: Options.Config, Store and Directory are required when App is not an *idp.App")
+	}
+	return nil
 }
 
 // insecureIssuerAllowed permits an http issuer only on the loopback

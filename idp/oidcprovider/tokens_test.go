@@ -81,10 +81,10 @@ func TestSigningKeyKeptInStore(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	before := jwksKids(t, e)
-	again, err := oidcprovider.New(context.Background(), oidcprovider.Options{Config: e.cfg, App: e.app, Store: e.db,
+	again, err := oidcprovider.New(context.Background(), oidcprovider.Options{Config: e.cfg, Store: e.db,
 		Directory: nil, Now: e.clock.Now})
 	if err == nil || again != nil {
-		t.Fatal("New accepted options without a directory")
+		t.Fatal("New accepted options without an app")
 	}
 	dir := directoryFor(t, e)
 	again, err = oidcprovider.New(context.Background(), oidcprovider.Options{Config: e.cfg, App: e.app, Store: e.db,

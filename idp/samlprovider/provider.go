@@ -58,7 +58,9 @@ type Store interface {
 	TakeRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error)
 }
 
-// Options wires the provider. Config and Store are required.
+// Options wires the provider. Config and Store default to the app's own
+// (its Config and its Store, which must have AddRecord and TakeRecord as
+// *store.DB has), so Options{} is enough for an app on the public store.
 type Options struct {
 	// Config is the whole configuration: server.public_url,
 	// security.secret_key and the saml section are read.
@@ -98,8 +100,18 @@ type Provider struct {
 // New builds the provider, loads the SP metadata and mounts the endpoints
 // on app. Run keeps the SP metadata fresh.
 func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
-	if app == nil || opts.Config == nil || opts.Store == nil {
-		return nil, errors.New("saml: app, Config and Store are required")
+	if app == nil {
+		return nil, errors.New("saml: an app is required")
+	}
+	if opts.Config == nil {
+		opts.Config = app.Config()
+	}
+	if opts.Store == nil {
+		s, ok := app.Store().(Store)
+		if !ok {
+			return nil, fmt.Errorf("saml: the app's store (%T) cannot keep SAML records (see samlprovider.Store); pass Options.Store", app.Store())
+		}
+		opts.Store = s
 	}
 	cfg := opts.Config
 	logger := opts.Logger

@@ -44,7 +44,8 @@ type Store interface {
 
 var _ Store = (*store.DB)(nil)
 
-// Options wires the factor. App and Store are required.
+// Options wires the factor. App is required; Store defaults to the app's
+// store when that has the credential methods (as *store.DB does).
 type Options struct {
 	App    *idp.App
 	Store  Store
@@ -70,8 +71,15 @@ var _ idp.KeyFactor = (*Keys)(nil)
 // Mount plugs the factor into app and serves its pages. It returns nil and
 // no error when mfa.webauthn.enabled is off.
 func Mount(opts Options) (*Keys, error) {
-	if opts.App == nil || opts.Store == nil {
-		return nil, errors.New("securitykeys: App and Store are required")
+	if opts.App == nil {
+		return nil, errors.New("securitykeys: App is required")
+	}
+	if opts.Store == nil {
+		s, ok := opts.App.Store().(Store)
+		if !ok {
+			return nil, errors.New("securitykeys: the app's store keeps no WebAuthn credentials; set Options.Store")
+		}
+		opts.Store = s
 	}
 	cfg := opts.App.Config()
 	if !cfg.MFA.WebAuthn.Enabled {
