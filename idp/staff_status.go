@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
@@ -26,7 +25,8 @@ type AccountStatus struct {
 
 // FactorInfo is one registered second factor as staff see it.
 type FactorInfo struct {
-	// Method is "email" or "totp".
+	// Method is "email", "totp" or "webauthn" (one row per security key,
+	// Detail its name and model).
 	Method string
 	// Detail is the masked address of an email factor ("" otherwise).
 	Detail     string
@@ -55,7 +55,7 @@ func factorInfos(f *Factors) []FactorInfo {
 
 // passwordBudgetKey names the per-ID password budget; it must match the key
 // checkPassword spends from.
-func passwordBudgetKey(id string) string { return "pw:id:" + strings.ToLower(id) }
+func passwordBudgetKey(id string) string { return passwordIDKey(CanonicalID(id)) }
 
 // AccountStatus gathers what the console shows about the account userID
 // (as the directory spells it).
@@ -65,6 +65,19 @@ func (a *App) AccountStatus(ctx context.Context, userID string) (*AccountStatus,
 		return nil, err
 	}
 	st := &AccountStatus{Factors: factorInfos(f), RecoveryCodes: len(f.Recovery), FactorsUpdated: f.UpdatedAt}
+	if a.keys != nil {
+		keys, err := a.keys.Keys(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			detail := k.Name
+			if k.AAGUID != "" {
+				detail += " (AAGUID " + k.AAGUID + ")"
+			}
+			st.Factors = append(st.Factors, FactorInfo{Method: MethodSecurityKey, Detail: detail, EnrolledAt: k.Created, LastUsed: k.LastUsed})
+		}
+	}
 	if st.TrustedBrowsers, err = a.TrustedBrowsers(ctx, userID); err != nil {
 		return nil, err
 	}
