@@ -229,11 +229,14 @@ type EmailOTP struct {
 	MaxTriesPerCode int           `yaml:"max_tries_per_code"`
 	// FailureBudget is account-wide; once spent, the account's email OTP is
 	// locked until the window ends, and resending does not refill it.
-	FailureBudget      Budget        `yaml:"failure_budget"`
-	ResendCooldown     time.Duration `yaml:"resend_cooldown"`
-	SendsPerHour       int           `yaml:"sends_per_hour"`
-	ResetCodeLifetime  time.Duration `yaml:"reset_code_lifetime"`
-	ResetGrantLifetime time.Duration `yaml:"reset_grant_lifetime"`
+	FailureBudget  Budget        `yaml:"failure_budget"`
+	ResendCooldown time.Duration `yaml:"resend_cooldown"`
+	SendsPerHour   int           `yaml:"sends_per_hour"`
+	// MaxOutstandingCodes mailed codes of one user and purpose stay valid
+	// at once, so a resend or another login does not void the code on its way.
+	MaxOutstandingCodes int           `yaml:"max_outstanding_codes"`
+	ResetCodeLifetime   time.Duration `yaml:"reset_code_lifetime"`
+	ResetGrantLifetime  time.Duration `yaml:"reset_grant_lifetime"`
 	// BlockedDomains are lower-case; their subdomains are blocked too.
 	BlockedDomains []string `yaml:"blocked_domains"`
 	// PlaceholderAddress is shown on the reset page when no address is registered.
@@ -354,15 +357,16 @@ func Default() Config {
 		MFA: MFA{
 			Enrollment: EnrollmentRequired,
 			Email: EmailOTP{
-				CodeDigits:         6,
-				CodeLifetime:       10 * time.Minute,
-				MaxTriesPerCode:    5,
-				FailureBudget:      Budget{Limit: 10, Window: time.Hour},
-				ResendCooldown:     60 * time.Second,
-				SendsPerHour:       10,
-				ResetCodeLifetime:  30 * time.Minute,
-				ResetGrantLifetime: 15 * time.Minute,
-				PlaceholderAddress: "id00000000@mail2.adm.example.ac.jp",
+				CodeDigits:          6,
+				CodeLifetime:        10 * time.Minute,
+				MaxTriesPerCode:     5,
+				FailureBudget:       Budget{Limit: 10, Window: time.Hour},
+				ResendCooldown:      60 * time.Second,
+				SendsPerHour:        10,
+				MaxOutstandingCodes: 3,
+				ResetCodeLifetime:   30 * time.Minute,
+				ResetGrantLifetime:  15 * time.Minute,
+				PlaceholderAddress:  "id00000000@mail2.adm.example.ac.jp",
 			},
 			TrustedBrowserLifetime: 720 * time.Hour,
 		},

@@ -645,6 +645,7 @@ func TestValidateRules(t *testing.T) {
 		{"failure window zero", func(c *Config) { c.MFA.Email.FailureBudget.Window = 0 }, "mfa.email.failure_budget.window", "greater than 0"},
 		{"cooldown beyond code lifetime", func(c *Config) { c.MFA.Email.ResendCooldown = 11 * time.Minute }, "mfa.email.resend_cooldown", "code_lifetime (11m > 10m)"},
 		{"sends per hour zero", func(c *Config) { c.MFA.Email.SendsPerHour = 0 }, "mfa.email.sends_per_hour", "between 1 and 100"},
+		{"outstanding codes zero", func(c *Config) { c.MFA.Email.MaxOutstandingCodes = 0 }, "mfa.email.max_outstanding_codes", "between 1 and 10"},
 		{"reset grant too long", func(c *Config) { c.MFA.Email.ResetGrantLifetime = 2 * time.Hour }, "mfa.email.reset_grant_lifetime", "at most 1h"},
 		{"reset code zero", func(c *Config) { c.MFA.Email.ResetCodeLifetime = 0 }, "mfa.email.reset_code_lifetime", "greater than 0"},
 		{"blocked domain upper case", func(c *Config) { c.MFA.Email.BlockedDomains = []string{"Example.ac.jp"} }, "mfa.email.blocked_domains[0]", "lower-case"},

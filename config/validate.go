@@ -552,6 +552,7 @@ func (e EmailOTP) validate(v *validator, p string) {
 			formatDuration(e.ResendCooldown), formatDuration(e.CodeLifetime))
 	}
 	v.intRange(p+".sends_per_hour", e.SendsPerHour, 1, 100)
+	v.intRange(p+".max_outstanding_codes", e.MaxOutstandingCodes, 1, 10)
 	v.duration(p+".reset_code_lifetime", e.ResetCodeLifetime, 24*time.Hour)
 	v.duration(p+".reset_grant_lifetime", e.ResetGrantLifetime, time.Hour)
 	for i, d := range e.BlockedDomains {

@@ -185,6 +185,7 @@ func New(opts Options) (*App, error) {
 		FailureWindow:  email.FailureBudget.Window,
 		ResendCooldown: email.ResendCooldown,
 		SendsPerHour:   email.SendsPerHour,
+		MaxOutstanding: email.MaxOutstandingCodes,
 	}, []byte(cfg.Security.SecretKey.Value()), mfaStore{opts.Store}, mfaStore{opts.Store}, mfa.WithClock(now))
 	if err != nil {
 		return nil, err

@@ -70,7 +70,6 @@ func (a *App) failureKey(ctx context.Context, msg string, err error) string {
 	return "error.internal"
 }
 
-
 // sessionLoaded reports whether the request's session may be read.
 func (a *App) sessionLoaded(ctx context.Context) bool {
 	rs, _ := ctx.Value(ctxRequestState).(*requestState)

@@ -107,6 +107,14 @@ func (a *App) handleMFASend(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, a.stepURL(stepFactor, tx)+"&method="+methodEmail, http.StatusSeeOther)
 }
 
+// loginSubject names the login codes of a user. They are user-wide, not
+// per transaction: a code mailed for one login keeps working in another
+// login of the same user (each has passed the password), so another login
+// or a reload never needs a new mail.
+func (a *App) loginSubject(ctx context.Context, userID string) mfa.Subject {
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeLogin, Session: a.sessionBinding(ctx)}
+}
+
 // sendLoginCode mails a login code to the registered address. It returns
 // the catalog key of the message to show when that was not possible.
 func (a *App) sendLoginCode(ctx context.Context, tx *LoginTx) string {
@@ -115,7 +123,7 @@ func (a *App) sendLoginCode(ctx context.Context, tx *LoginTx) string {
 	if err != nil || f.Email == nil {
 		return "error.internal"
 	}
-	subject := mfa.Subject{UserID: u.ID, Purpose: mfa.PurposeLogin, Binding: tx.ID}
+	subject := a.loginSubject(ctx, u.ID)
 	if key := a.mailCode(ctx, subject, f.Email.Address, "otp", a.cfg.MFA.Email.CodeLifetime); key != "" {
 		return key
 	}
@@ -144,7 +152,7 @@ func (a *App) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	if method == methodTOTP {
 		err = a.verifyTOTP(ctx, u.ID, code)
 	} else {
-		err = a.codes.Verify(ctx, mfa.Subject{UserID: u.ID, Purpose: mfa.PurposeLogin, Binding: tx.ID}, code)
+		err = a.codes.Verify(ctx, a.loginSubject(ctx, u.ID), code)
 		if err == nil {
 			err = a.updateFactors(ctx, u.ID, func(f *Factors) error {
 				if f.Email != nil {
@@ -263,6 +271,8 @@ func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error
 	case errors.Is(err, mfa.ErrLocked):
 		a.audit(ctx, "mfa_locked", userID, detail)
 		return "mfa.locked"
+	case errors.Is(err, mfa.ErrCodeVoided):
+		reason = "voided"
 	case errors.Is(err, mfa.ErrCodeExpired):
 		reason = "expired"
 	case errors.Is(err, mfa.ErrCodeReplayed):
@@ -284,7 +294,17 @@ func (a *App) codeFailure(ctx context.Context, userID, purpose string, err error
 // code is withdrawn (the cooldown and send count given back), so an outage
 // costs the user nothing.
 func (a *App) mailCode(ctx context.Context, s mfa.Subject, to, mailName string, lifetime time.Duration) string {
-	code, err := a.codes.Issue(ctx, s)
+	return a.mailCodeTo(ctx, s, to, mailName, lifetime, false)
+}
+
+// mailCodeTo is mailCode; with replace the earlier codes of s are voided
+// (they went to another address).
+func (a *App) mailCodeTo(ctx context.Context, s mfa.Subject, to, mailName string, lifetime time.Duration, replace bool) string {
+	issue := a.codes.Issue
+	if replace {
+		issue = a.codes.Replace
+	}
+	code, err := issue(ctx, s)
 	switch {
 	case errors.Is(err, mfa.ErrCooldown):
 		return "mfa.cooldown"

@@ -200,7 +200,7 @@ func TestLoginCodeRefusals(t *testing.T) {
 				b.submitCode(p, wrong(code), false)
 			}
 			return code
-		}, "is incorrect"},
+		}, "no longer valid"},
 		{"code of another purpose", func(t *testing.T, e *env, b *browser, p page) string {
 			// A settings code of the same user, from a fully signed-in browser.
 			e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
@@ -211,11 +211,13 @@ func TestLoginCodeRefusals(t *testing.T) {
 			s.post("/user/otp/email/send", url.Values{"csrf_token": {sp.hidden(t, "csrf_token")}, "address": {"bob.other@example.net"}})
 			return e.codeFrom("bob.other@example.net", otpSubject)
 		}, "is incorrect"},
-		{"code of another transaction", func(t *testing.T, e *env, b *browser, p page) string {
-			// The newest code belongs to another browser's login.
-			e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
-			e.browser().mfaLogin(testldap.Bob)
-			return e.codeFrom(addr, otpSubject)
+		{"code of another user", func(t *testing.T, e *env, b *browser, p page) string {
+			// Login codes are user-wide (another login of Bob may use his),
+			// never another user's.
+			const other = "alice.x@example.net"
+			e.browser().enroll(testldap.Alice, other)
+			e.browser().mfaLogin(testldap.Alice)
+			return e.codeFrom(other, otpSubject)
 		}, "is incorrect"},
 	}
 	for _, tc := range cases {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/campusidp/campusidp/metrics"
 	"github.com/campusidp/campusidp/templates"
 )
 
@@ -135,6 +136,10 @@ func (a *App) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// recoverPanics turns a panic into the 500 page. It sits outside the
+// session middleware, so a handler that panicked half-way commits none of
+// its session changes; the page it shows needs no session (the panic took
+// the session's context with it), and the stack is logged once.
 func (a *App) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -143,8 +148,9 @@ func (a *App) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				a.log.ErrorContext(r.Context(), "panic serving request",
-					"request_id", requestID(r.Context()), "panic", v, "stack", string(debug.Stack()))
-				a.renderError(w, r, http.StatusInternalServerError, "error.title", "error.internal")
+					"request_id", requestID(r.Context()), "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				a.metrics.RequestFailed(metrics.FailureInternal)
+				a.renderStatic(w, r, http.StatusInternalServerError, "error", "", ErrorPage{Title: "error.title", Message: "error.internal"})
 			}
 		}()
 		next.ServeHTTP(w, r)

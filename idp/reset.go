@@ -120,23 +120,45 @@ func (a *App) handleResetInit(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	if key := a.sendResetCode(ctx, st); key != "" {
+	if key := a.sendResetCode(ctx, st, false); key != "" {
 		a.renderPage(w, r, statusFor(key), "reset_init", key, resetPage{UserID: st.UserID})
 		return
 	}
 	http.Redirect(w, r, "/reset/code", http.StatusSeeOther)
 }
 
-func (a *App) sendResetCode(ctx context.Context, st *resetState) string {
+// resetSubjects name the reset codes this session may use: the mailed
+// ones (user-wide, like login codes, so a second reset attempt needs no
+// second mail) and the one the helpdesk read out.
+func (a *App) resetSubjects(ctx context.Context, userID string) (mailed, helpdesk mfa.Subject) {
+	sess := a.sessionBinding(ctx)
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Session: sess},
+		mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding, Session: sess}
+}
+
+// sendResetCode mails the confirmation code when an address is registered.
+// With resend false (the first "Initialize"), a code mailed moments ago and
+// still valid is not mailed again. A user with no address (only the app, or
+// nothing) gets no mail: the helpdesk issues the code.
+func (a *App) sendResetCode(ctx context.Context, st *resetState, resend bool) string {
 	f, err := a.loadFactors(ctx, st.UserID)
 	if err != nil {
 		a.log.ErrorContext(ctx, "loading factors failed", "request_id", requestID(ctx), "error", err)
-		return "error.internal"
+		return "error.unavailable"
 	}
-	if f.Enrolled() {
-		subject := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: a.sessionBinding(ctx)}
-		if key := a.mailCode(ctx, subject, f.Email.Address, "reset_code", a.cfg.MFA.Email.ResetCodeLifetime); key != "" {
-			return key
+	if f.Email != nil {
+		subject, _ := a.resetSubjects(ctx, st.UserID)
+		sent := time.Time{}
+		if !resend {
+			if sent, err = a.codes.Outstanding(ctx, subject); err != nil {
+				a.log.ErrorContext(ctx, "reading codes failed", "request_id", requestID(ctx), "error", err)
+				return "error.unavailable"
+			}
+		}
+		if sent.IsZero() {
+			if key := a.mailCode(ctx, subject, f.Email.Address, "reset_code", a.cfg.MFA.Email.ResetCodeLifetime); key != "" {
+				return key
+			}
 		}
 	}
 	st.CodeSent = true
@@ -161,8 +183,9 @@ func (a *App) renderResetCode(w http.ResponseWriter, r *http.Request, status int
 		Sender:      a.cfg.Mail.From,
 		LockedUntil: lockedUntil(cause),
 	}
-	if f.Enrolled() {
+	if f.Email != nil {
 		page.Masked = mfa.MaskAddress(f.Email.Address)
+		page.Placeholder = ""
 	}
 	a.renderPage(w, r, status, "reset_code", errKey, page)
 }
@@ -185,7 +208,7 @@ func (a *App) handleResetResend(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	if key := a.sendResetCode(ctx, st); key != "" {
+	if key := a.sendResetCode(ctx, st, true); key != "" {
 		a.renderResetCode(w, r, statusFor(key), st, key, nil)
 		return
 	}
@@ -202,8 +225,7 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	mailed := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: a.sessionBinding(ctx)}
-	helpdesk := mfa.Subject{UserID: st.UserID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding}
+	mailed, helpdesk := a.resetSubjects(ctx, st.UserID)
 	used, err := a.codes.VerifyAny(ctx, r.PostFormValue("code"), mailed, helpdesk)
 	if err != nil {
 		key := a.codeFailure(ctx, st.UserID, "reset", err)
@@ -234,7 +256,8 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.audit(ctx, "mfa_reset", st.UserID, detail)
-	if f.Enrolled() {
+	// The notice goes where there is an address; an app-only user has none.
+	if f.Email != nil {
 		a.notify(ctx, "reset_done", st.UserID, f.Email.Address, mailData{})
 	}
 

@@ -164,6 +164,12 @@ func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 // to this browser session.
 func (a *App) sessionBinding(ctx context.Context) string { return a.sessionSecret(ctx, sessBinding) }
 
+// setupSubject names the setup codes of this settings session.
+func (a *App) setupSubject(ctx context.Context, userID string) mfa.Subject {
+	b := a.sessionBinding(ctx)
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeSetup, Binding: b, Session: b}
+}
+
 func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	acc, ok := a.settingsUser(w, r, r.PostFormValue("tx"))
@@ -181,8 +187,12 @@ func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {
 		a.renderSettings(w, r, http.StatusBadRequest, acc, key, settingsPage{Address: typed}, nil)
 		return
 	}
-	subject := mfa.Subject{UserID: acc.UserID, Purpose: mfa.PurposeSetup, Binding: a.sessionBinding(ctx)}
-	if key := a.mailCode(ctx, subject, addr, "otp", a.cfg.MFA.Email.CodeLifetime); key != "" {
+	subject := a.setupSubject(ctx, acc.UserID)
+	// A code proves the address it went to: sending to another address
+	// voids the codes mailed to the earlier one.
+	p, _ := a.sessions.Get(ctx, sessSetup).(*pendingSetup)
+	replace := p == nil || p.UserID != acc.UserID || p.Address != addr
+	if key := a.mailCodeTo(ctx, subject, addr, "otp", a.cfg.MFA.Email.CodeLifetime, replace); key != "" {
 		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{Address: typed}, nil)
 		return
 	}
@@ -208,8 +218,7 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		a.renderSettings(w, r, http.StatusBadRequest, acc, "otp.no_pending", settingsPage{}, nil)
 		return
 	}
-	subject := mfa.Subject{UserID: acc.UserID, Purpose: mfa.PurposeSetup, Binding: a.sessionBinding(ctx)}
-	if err := a.codes.Verify(ctx, subject, r.PostFormValue("code")); err != nil {
+	if err := a.codes.Verify(ctx, a.setupSubject(ctx, acc.UserID), r.PostFormValue("code")); err != nil {
 		key := a.codeFailure(ctx, acc.UserID, "setup", err)
 		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{}, err)
 		return

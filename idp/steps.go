@@ -81,10 +81,24 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 			return
 		}
 		// The mailed code is sent at once when email is the user's method,
-		// so it is waiting when the page opens.
+		// so it is waiting when the page opens, unless a code mailed for an
+		// earlier login is still valid: then the page says so and nothing is
+		// sent (a reload or a new login must not mail again).
 		if f.DefaultMethod() == methodEmail && tx.CodeSentAt.IsZero() {
-			if errKey := a.sendLoginCode(ctx, tx); errKey != "" {
-				a.flashError(ctx, errKey)
+			sent, err := a.codes.Outstanding(ctx, a.loginSubject(ctx, u.ID))
+			switch {
+			case err != nil:
+				a.serverError(w, r, err)
+				return
+			case !sent.IsZero():
+				tx.CodeSentAt = sent
+				tx.changed = true
+			default:
+				// Within the cooldown (the last code was used or voided)
+				// the page offers Send; that is no error worth showing.
+				if errKey := a.sendLoginCode(ctx, tx); errKey != "" && errKey != "mfa.cooldown" {
+					a.flashError(ctx, errKey)
+				}
 			}
 		}
 	}

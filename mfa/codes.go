@@ -28,14 +28,22 @@ type CodeConfig struct {
 	FailureWindow  time.Duration // the lock lasts until the window ends
 	ResendCooldown time.Duration
 	SendsPerHour   int
+	MaxOutstanding int // codes of one subject that stay valid at once (1..10)
 }
 
-// Subject says whose code it is, for what, and for which transaction or
-// settings session; Verify accepts a code only for the same Subject.
+// Subject says whose code it is, for what, and where it may be used;
+// Verify accepts a code only for the same UserID, Purpose and Binding.
 type Subject struct {
 	UserID  string
 	Purpose Purpose
-	Binding string // login transaction ID or settings-session binding
+	// Binding scopes a code: empty for codes mailed to the registered
+	// address (any session of the user that passed the password may use
+	// them), a settings-session and address binding for setup codes,
+	// "helpdesk" for codes read out by staff.
+	Binding string
+	// Session is the browser session asking or trying; wrong tries on a
+	// code are counted per session.
+	Session string
 }
 
 // Codes issues and verifies mailed one-time codes. Codes are stored only as
@@ -67,6 +75,8 @@ func NewCodes(cfg CodeConfig, secret []byte, records Records, counters Counters,
 		return nil, errors.New("mfa: lifetimes and windows must be positive")
 	case cfg.MaxTries < 1 || cfg.FailureLimit < 1 || cfg.SendsPerHour < 1:
 		return nil, errors.New("mfa: tries, failure limit and send cap must be at least 1")
+	case cfg.MaxOutstanding < 1 || cfg.MaxOutstanding > 10:
+		return nil, fmt.Errorf("mfa: outstanding codes %d outside 1..10", cfg.MaxOutstanding)
 	case len(secret) < 16:
 		return nil, errors.New("mfa: secret too short")
 	}
@@ -79,17 +89,42 @@ func NewCodes(cfg CodeConfig, secret []byte, records Records, counters Counters,
 
 const recordCode = "otp_code"
 
-type storedCode struct {
-	Hash    string    `json:"h"`
-	Expires time.Time `json:"e"`
-	Tries   int       `json:"t"`
-	Used    bool      `json:"u,omitempty"`
+// storedCodes are the outstanding codes of one subject, oldest first. A few
+// are kept so that a code already mailed keeps working after another login
+// or a resend, until one of them is used.
+type storedCodes struct {
+	Codes []storedCode `json:"c"`
 }
 
-// recordID names the pending code of a subject without revealing the user.
+type storedCode struct {
+	Hash    string    `json:"h"`
+	Issued  time.Time `json:"i"`
+	Expires time.Time `json:"e"`
+	// Tries counts wrong tries per presenting session (keyed hash), so
+	// guesses in one session cannot void the code another is waiting for.
+	Tries map[string]int `json:"t,omitempty"`
+	Used  bool           `json:"u,omitempty"`
+}
+
+// state says whether a code can still be tried from session (a keyed hash).
+func (sc *storedCode) state(session string, maxTries int, now time.Time) error {
+	switch {
+	case sc.Used:
+		return ErrCodeInvalid
+	case sc.Tries[session] >= maxTries:
+		return ErrCodeVoided
+	case !now.Before(sc.Expires):
+		return ErrCodeExpired
+	}
+	return nil
+}
+
+// recordID names the pending codes of a subject without revealing the user.
 func (c *Codes) recordID(s Subject) string {
 	return c.mac("id", s.UserID, string(s.Purpose), s.Binding)
 }
+
+func (c *Codes) sessionKey(s Subject) string { return c.mac("session", s.Session)[:16] }
 
 func (c *Codes) mac(parts ...string) string {
 	m := hmac.New(sha256.New, c.key)
@@ -102,14 +137,26 @@ func (c *Codes) mac(parts ...string) string {
 
 func failureKey(userID string) string { return "mfa:fail:" + userID }
 
-// cooldownKey limits resends of one subject (a login, a settings session);
-// the hourly send cap limits the account as a whole.
+// cooldownKey limits the mails of one subject: with a user-wide binding
+// (login, reset) that is one mail per user and cooldown, however many
+// logins or reloads ask; the hourly send cap limits the account as a whole.
 func (c *Codes) cooldownKey(s Subject) string { return "mfa:cool:" + c.recordID(s) }
 func sendsKey(userID string) string           { return "mfa:sends:" + userID }
 
-// Issue creates a new code for s, replacing (and so voiding) any pending one.
-// The caller mails it; if mailing fails it calls Cancel so nothing is lost.
+// Issue creates a new code for s. Up to MaxOutstanding earlier codes of s
+// stay valid until one of them is used; older ones are dropped. The caller
+// mails it; if mailing fails it calls Cancel so nothing is lost.
 func (c *Codes) Issue(ctx context.Context, s Subject) (string, error) {
+	return c.issue(ctx, s, false)
+}
+
+// Replace is Issue for a code whose meaning changed (a different address
+// being registered): the earlier codes of s are voided.
+func (c *Codes) Replace(ctx context.Context, s Subject) (string, error) {
+	return c.issue(ctx, s, true)
+}
+
+func (c *Codes) issue(ctx context.Context, s Subject, replace bool) (string, error) {
 	now := c.now()
 	if err := c.checkLock(ctx, s.UserID, now); err != nil {
 		return "", err
@@ -128,15 +175,63 @@ func (c *Codes) Issue(ctx context.Context, s Subject) (string, error) {
 	if sends > c.cfg.SendsPerHour {
 		return "", ErrSendLimit
 	}
-	return c.store(ctx, s, now)
+	return c.store(ctx, s, now, replace)
 }
 
-// Cancel withdraws a code that could not be delivered and gives back the
-// cooldown and the send it used, so an outage costs the user nothing.
+// Outstanding returns when the newest code of s that s.Session can still
+// use was issued, or the zero time when there is none. Pages use it to show
+// "a code was sent" instead of sending another.
+func (c *Codes) Outstanding(ctx context.Context, s Subject) (time.Time, error) {
+	now := c.now()
+	set, err := c.load(ctx, s, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	sess := c.sessionKey(s)
+	for i := len(set.Codes) - 1; i >= 0; i-- {
+		if set.Codes[i].state(sess, c.cfg.MaxTries, now) == nil {
+			return set.Codes[i].Issued, nil
+		}
+	}
+	return time.Time{}, nil
+}
+
+func (c *Codes) load(ctx context.Context, s Subject, now time.Time) (storedCodes, error) {
+	var set storedCodes
+	raw, err := c.records.GetRecord(ctx, recordCode, c.recordID(s), now)
+	if errors.Is(err, ErrRecordNotFound) {
+		return set, nil
+	}
+	if err != nil {
+		return set, err
+	}
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return set, fmt.Errorf("mfa: decoding codes: %w", err)
+	}
+	return set, nil
+}
+
+// Cancel withdraws the newest code of s, which could not be delivered, and
+// gives back the cooldown and the send it used, so an outage costs the user
+// nothing.
 func (c *Codes) Cancel(ctx context.Context, s Subject) error {
 	now := c.now()
+	id := c.recordID(s)
+	err := c.records.UpdateRecord(ctx, recordCode, id, now, func(old []byte) ([]byte, error) {
+		var set storedCodes
+		if err := json.Unmarshal(old, &set); err != nil {
+			return nil, err
+		}
+		if n := len(set.Codes); n > 0 {
+			set.Codes = set.Codes[:n-1]
+		}
+		return json.Marshal(set)
+	})
+	if errors.Is(err, ErrRecordNotFound) {
+		err = nil
+	}
 	return errors.Join(
-		c.records.DeleteRecord(ctx, recordCode, c.recordID(s)),
+		err,
 		c.counters.Reset(ctx, c.cooldownKey(s)),
 		c.counters.Undo(ctx, sendsKey(s.UserID), now),
 	)
@@ -167,7 +262,8 @@ func NormalizeCode(raw string) string {
 // Verify checks a code for s. Each call first spends one unit of the
 // account-wide failure budget (atomically, so parallel guesses cannot
 // overshoot) and gets it back only on success. A code survives at most
-// MaxTries wrong tries and is single use.
+// MaxTries wrong tries from one session and is single use; using one voids
+// the other outstanding codes of s.
 func (c *Codes) Verify(ctx context.Context, s Subject, raw string) error {
 	_, err := c.VerifyAny(ctx, raw, s)
 	return err
@@ -197,12 +293,18 @@ func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) 
 		err := c.tryCode(ctx, s, code, now)
 		switch {
 		case err == nil:
-			if err := c.counters.Reset(ctx, failureKey(userID)); err != nil {
+			// The next login needs a new code at once: the cooldown only
+			// holds back mails while one is on its way.
+			if err := errors.Join(c.counters.Reset(ctx, failureKey(userID)), c.counters.Reset(ctx, c.cooldownKey(s))); err != nil {
 				return Subject{}, err
 			}
 			return s, nil
-		case errors.Is(err, ErrCodeExpired):
+		case errors.Is(err, ErrCodeVoided):
 			result = err
+		case errors.Is(err, ErrCodeExpired):
+			if !errors.Is(result, ErrCodeVoided) {
+				result = err
+			}
 		case errors.Is(err, ErrCodeInvalid):
 		default:
 			// Not the user's failure: give the try back.
@@ -213,32 +315,56 @@ func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) 
 	return Subject{}, result
 }
 
-// tryCode compares code with s's pending code, counting the try on it.
+// tryCode compares code with s's outstanding codes, counting the try on
+// each of them that is still live for s.Session.
 func (c *Codes) tryCode(ctx context.Context, s Subject, code string, now time.Time) error {
 	id := c.recordID(s)
+	sess := c.sessionKey(s)
+	want := c.mac("code", id, code)
 	var outcome error
 	err := c.records.UpdateRecord(ctx, recordCode, id, now, func(old []byte) ([]byte, error) {
-		var sc storedCode
-		if err := json.Unmarshal(old, &sc); err != nil {
+		var set storedCodes
+		if err := json.Unmarshal(old, &set); err != nil {
 			return nil, err
 		}
-		switch {
-		case sc.Used || sc.Tries >= c.cfg.MaxTries:
-			outcome = ErrCodeInvalid
-			return old, nil
-		case !now.Before(sc.Expires):
-			outcome = ErrCodeExpired
-			return old, nil
+		// What the user is told when nothing matches: a voided code
+		// ("request a new one") before an expired one before "incorrect".
+		outcome = ErrCodeInvalid
+		live := 0
+		for i := range set.Codes {
+			sc := &set.Codes[i]
+			switch st := sc.state(sess, c.cfg.MaxTries, now); {
+			case st == nil:
+			case errors.Is(st, ErrCodeExpired) && outcome == ErrCodeInvalid:
+				outcome = ErrCodeExpired
+				continue
+			default:
+				continue
+			}
+			if len(code) == c.cfg.Digits && hmac.Equal([]byte(want), []byte(sc.Hash)) {
+				// Single use: this code and every other outstanding one.
+				for j := range set.Codes {
+					set.Codes[j].Used = true
+				}
+				outcome = nil
+				return json.Marshal(set)
+			}
+			if sc.Tries == nil {
+				sc.Tries = map[string]int{}
+			}
+			sc.Tries[sess]++
+			if sc.Tries[sess] < c.cfg.MaxTries {
+				live++
+			}
 		}
-		sc.Tries++
-		want := c.mac("code", id, code)
-		if len(code) == c.cfg.Digits && hmac.Equal([]byte(want), []byte(sc.Hash)) {
-			sc.Used = true
-			outcome = nil
-		} else {
-			outcome = ErrCodeInvalid
+		if live == 0 {
+			for i := range set.Codes {
+				if errors.Is(set.Codes[i].state(sess, c.cfg.MaxTries, now), ErrCodeVoided) && now.Before(set.Codes[i].Expires) {
+					outcome = ErrCodeVoided
+				}
+			}
 		}
-		return json.Marshal(sc)
+		return json.Marshal(set)
 	})
 	switch {
 	case errors.Is(err, ErrRecordNotFound):
@@ -255,13 +381,16 @@ func (c *Codes) tryCode(ctx context.Context, s Subject, code string, now time.Ti
 
 // IssueFor stores a code for s without mailing limits: the helpdesk reads it
 // out on the phone after checking the caller (the helpdesk is not subject to
-// the user's cooldown or send cap).
+// the user's cooldown or send cap). It replaces any earlier one.
 func (c *Codes) IssueFor(ctx context.Context, s Subject) (string, error) {
-	return c.store(ctx, s, c.now())
+	return c.store(ctx, s, c.now(), true)
 }
 
-// store creates and saves a new code for s, replacing any pending one.
-func (c *Codes) store(ctx context.Context, s Subject, now time.Time) (string, error) {
+// store creates and saves a new code for s next to the outstanding ones
+// (or in their place with replace). Issue's cooldown keeps two stores of
+// one subject from racing; a try counted between the read and the write
+// may be lost, which the atomic account-wide budget still counts.
+func (c *Codes) store(ctx context.Context, s Subject, now time.Time, replace bool) (string, error) {
 	code, err := c.newCode()
 	if err != nil {
 		return "", err
@@ -271,9 +400,25 @@ func (c *Codes) store(ctx context.Context, s Subject, now time.Time) (string, er
 		lifetime = c.cfg.ResetLifetime
 	}
 	id := c.recordID(s)
-	rec, _ := json.Marshal(storedCode{Hash: c.mac("code", id, code), Expires: now.Add(lifetime)})
-	// The record outlives the code a little so an expired code is reported as
-	// expired rather than unknown.
+	var set storedCodes
+	if !replace {
+		if set, err = c.load(ctx, s, now); err != nil {
+			return "", err
+		}
+	}
+	kept := set.Codes[:0]
+	for _, sc := range set.Codes {
+		if !sc.Used && now.Before(sc.Expires) {
+			kept = append(kept, sc)
+		}
+	}
+	if n := len(kept) - (c.cfg.MaxOutstanding - 1); n > 0 {
+		kept = kept[n:]
+	}
+	set.Codes = append(kept, storedCode{Hash: c.mac("code", id, code), Issued: now, Expires: now.Add(lifetime)})
+	rec, _ := json.Marshal(set)
+	// The record outlives the codes a little so an expired code is reported
+	// as expired rather than unknown.
 	if err := c.records.PutRecord(ctx, recordCode, id, rec, now.Add(lifetime+time.Hour)); err != nil {
 		return "", err
 	}

@@ -22,6 +22,7 @@ func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.
 var testConfig = mfa.CodeConfig{
 	Digits: 6, Lifetime: 10 * time.Minute, ResetLifetime: 30 * time.Minute, MaxTries: 5,
 	FailureLimit: 10, FailureWindow: time.Hour, ResendCooldown: time.Minute, SendsPerHour: 5,
+	MaxOutstanding: 3,
 }
 
 func newCodes(t *testing.T, cfg mfa.CodeConfig) (*mfa.Codes, *memStore, *testClock) {
@@ -35,7 +36,7 @@ func newCodes(t *testing.T, cfg mfa.CodeConfig) (*mfa.Codes, *memStore, *testClo
 	return c, st, clk
 }
 
-var alice = mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Binding: "tx-1"}
+var alice = mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Binding: "tx-1", Session: "s-1"}
 
 func wrongCode(code string) string {
 	if code == "000000" {
@@ -102,16 +103,31 @@ func TestCodeRefusals(t *testing.T) {
 			return c.Verify(ctx, s, code)
 		}, mfa.ErrCodeInvalid},
 		{"sixth try", func(t *testing.T, c *mfa.Codes, _ *testClock, code string) error {
-			for i := 0; i < testConfig.MaxTries; i++ {
+			for i := 1; i < testConfig.MaxTries; i++ {
 				if err := c.Verify(ctx, alice, wrongCode(code)); !errors.Is(err, mfa.ErrCodeInvalid) {
 					t.Fatalf("wrong try %d: %v", i, err)
 				}
 			}
+			// The try that voids the code already says so.
+			if err := c.Verify(ctx, alice, wrongCode(code)); !errors.Is(err, mfa.ErrCodeVoided) {
+				t.Fatalf("voiding try: %v", err)
+			}
+			return c.Verify(ctx, alice, code)
+		}, mfa.ErrCodeVoided},
+		{"replaced for another address", func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error {
+			clk.Advance(testConfig.ResendCooldown)
+			if _, err := c.Replace(ctx, alice); err != nil {
+				t.Fatal(err)
+			}
 			return c.Verify(ctx, alice, code)
 		}, mfa.ErrCodeInvalid},
-		{"replaced by a newer code", func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error {
+		{"another code of the set was used", func(t *testing.T, c *mfa.Codes, clk *testClock, code string) error {
 			clk.Advance(testConfig.ResendCooldown)
-			if _, err := c.Issue(ctx, alice); err != nil {
+			newer, err := c.Issue(ctx, alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Verify(ctx, alice, newer); err != nil {
 				t.Fatal(err)
 			}
 			return c.Verify(ctx, alice, code)
@@ -300,5 +316,103 @@ func TestVerifyAnyAcceptsEitherCodeForOneTry(t *testing.T) {
 	}
 	if _, err := c.VerifyAny(ctx, code, mfa.Subject{UserID: "bob", Purpose: mfa.PurposeReset, Binding: "helpdesk"}); !errors.Is(err, mfa.ErrCodeInvalid) {
 		t.Fatalf("alice's helpdesk code worked for bob: %v", err)
+	}
+}
+
+// Codes mailed earlier keep working after a resend, up to MaxOutstanding of
+// them; each wrong entry costs one unit of the budget however many codes
+// are outstanding.
+func TestOutstandingCodes(t *testing.T) {
+	ctx := context.Background()
+	c, _, clk := newCodes(t, testConfig)
+	var codes []string
+	for i := 0; i < testConfig.MaxOutstanding+1; i++ {
+		code, err := c.Issue(ctx, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes = append(codes, code)
+		clk.Advance(testConfig.ResendCooldown)
+	}
+	if err := c.Verify(ctx, alice, "x"); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("wrong entry: %v", err)
+	}
+	if n, _ := c.Failures(ctx, "alice"); n != 1 {
+		t.Fatalf("one wrong entry against %d codes cost %d, want 1", testConfig.MaxOutstanding, n)
+	}
+	if err := c.Verify(ctx, alice, codes[0]); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("code beyond max_outstanding still valid: %v", err)
+	}
+	if sent, err := c.Outstanding(ctx, alice); err != nil || sent.IsZero() {
+		t.Fatalf("Outstanding: %v %v", sent, err)
+	}
+	if err := c.Verify(ctx, alice, codes[1]); err != nil {
+		t.Fatalf("earlier code after a resend: %v", err)
+	}
+	if err := c.Verify(ctx, alice, codes[3]); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("newer code after one was used: %v", err)
+	}
+	if sent, _ := c.Outstanding(ctx, alice); !sent.IsZero() {
+		t.Fatal("Outstanding reports a code after use")
+	}
+}
+
+// Wrong tries in one session void a code only for that session: the owner
+// waiting in another keeps it.
+func TestWrongTriesInOneSessionKeepTheCodeForAnother(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig
+	cfg.FailureLimit = 100
+	c, _, _ := newCodes(t, cfg)
+	code, err := c.Issue(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := alice
+	other.Session = "s-2"
+	for i := 0; i < cfg.MaxTries; i++ {
+		_ = c.Verify(ctx, other, wrongCode(code))
+	}
+	if err := c.Verify(ctx, other, code); !errors.Is(err, mfa.ErrCodeVoided) {
+		t.Fatalf("guessing session: %v, want voided", err)
+	}
+	if err := c.Verify(ctx, alice, code); err != nil {
+		t.Fatalf("owner's session: %v", err)
+	}
+}
+
+func TestCooldownIsPerBinding(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	login := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Session: "s-1"}
+	if _, err := c.Issue(ctx, login); err != nil {
+		t.Fatal(err)
+	}
+	again := login
+	again.Session = "s-2" // another login, another browser: same user-wide binding
+	if _, err := c.Issue(ctx, again); !errors.Is(err, mfa.ErrCooldown) {
+		t.Fatalf("second mail within the cooldown: %v", err)
+	}
+}
+
+func TestMaxOutstandingValidated(t *testing.T) {
+	for _, n := range []int{0, 11} {
+		cfg := testConfig
+		cfg.MaxOutstanding = n
+		if _, err := mfa.NewCodes(cfg, []byte(strings.Repeat("x", 32)), newMemStore(), newMemStore()); err == nil {
+			t.Errorf("MaxOutstanding %d accepted", n)
+		}
+	}
+}
+
+func TestUsedCodeEndsTheCooldown(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	code, _ := c.Issue(ctx, alice)
+	if err := c.Verify(ctx, alice, code); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Issue(ctx, alice); err != nil {
+		t.Fatalf("a new login right after a used code: %v", err)
 	}
 }

@@ -12,8 +12,11 @@ import (
 
 // Expected outcomes. Callers show a message for each; none is an outage.
 var (
-	// ErrCodeInvalid: wrong code, no code pending, or a code voided by too many tries.
+	// ErrCodeInvalid: wrong code, or no code pending.
 	ErrCodeInvalid = errors.New("mfa: code invalid")
+	// ErrCodeVoided: the pending codes took too many wrong tries; a new one
+	// must be requested.
+	ErrCodeVoided = errors.New("mfa: code voided by too many tries")
 	// ErrCodeExpired: the code's lifetime has passed.
 	ErrCodeExpired = errors.New("mfa: code expired")
 	// ErrLocked: the account's failure budget is spent; see LockedError for when it ends.

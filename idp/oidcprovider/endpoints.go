@@ -57,7 +57,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("grant_type is missing"))
 		return
 	case !slices.Contains(tokenGrants, grant):
-		writeOAuthError(w, http.StatusBadRequest, oidc.ErrUnsupportedGrantType().WithDescription("grant_type %s is not supported", grant))
+		writeOAuthError(w, http.StatusBadRequest, oidc.ErrUnsupportedGrantType().WithDescription("the grant type is not supported"))
 		return
 	}
 	if e := p.checkClientAuthMethod(r); e != nil {
@@ -76,7 +76,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK, hide5xx: true}
 	p.op.ServeHTTP(rec, r)
 	if rec.status == http.StatusOK && grant != string(oidc.GrantTypeClientCredentials) {
 		// op signed one ID token into this answer.
@@ -84,33 +84,54 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// statusWriter remembers the status of an answer.
+// statusWriter remembers the status of an answer. With hide5xx, a server
+// error's body (op puts the text of whatever error it got there: store or
+// directory messages naming internal hosts) is replaced by a fixed one;
+// op has logged the error itself.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	hide5xx bool
+	hidden  bool
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
+	if s.hide5xx && code >= 500 {
+		s.hidden = true
+		s.Header().Del("Content-Length")
+		writeOAuthError(s.ResponseWriter, code, oidc.ErrServerError().WithDescription("the identity provider could not answer the request"))
+		return
+	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.hidden {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // checkClientAuthMethod refuses a client that authenticates other than it
 // is registered to: a public client with a secret, a client_secret_basic
-// client with a form secret, and so on. Unknown clients are left to op,
-// which refuses them.
+// client with a form secret, and so on. An unknown client is refused here,
+// whatever the grant: it is the caller's mistake, logged at info, and the
+// answer does not repeat the ID it sent.
 func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
 	basicID, _, basic := r.BasicAuth()
 	formSecret := r.PostForm.Has("client_secret")
 	clientID := r.PostForm.Get("client_id")
 	if basic {
-		clientID = basicID
+		clientID, _ = url.QueryUnescape(basicID) // RFC 6749 2.3.1
 	}
 	c, ok := p.storage.clients[clientID]
 	if !ok {
-		return nil
+		p.log.InfoContext(r.Context(), "oidc token request from an unknown client",
+			"grant_type", r.PostForm.Get("grant_type"), "basic", basic)
+		return oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	used := config.OIDCAuthNone
 	switch {

@@ -97,7 +97,8 @@ type codeRecord struct {
 func (s *Storage) client(id string) (*client, error) {
 	c, ok := s.clients[id]
 	if !ok {
-		return nil, fmt.Errorf("oidcprovider: unknown client %q", id)
+		// The caller's string is not repeated: it may be anything.
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	return c, nil
 }

@@ -1,0 +1,72 @@
+package oidcprovider_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/campusidp/campusidp/internal/testenv"
+)
+
+// TestUnknownClientIsInvalidClient: a token request naming a client that is
+// not registered is invalid_client (401), whatever the grant; the answer
+// never repeats what the caller sent, and the refusal is no ERROR line.
+func TestUnknownClientIsInvalidClient(t *testing.T) {
+	e, web, tok := offlineLogin(t)
+	const probe = "evil<script>client"
+	tests := []struct {
+		name  string
+		form  url.Values
+		basic bool
+	}{
+		{"refresh, client_id in the form", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {probe}}, false},
+		{"refresh, client in basic auth", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true},
+		{"refresh, no client at all", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, false},
+		{"code", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {probe}}, false},
+		{"client credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {probe}, "client_secret": {"s"}}, false},
+	}
+	// op logs its refusals through slog's default logger.
+	var opLog testenv.SyncBuffer
+	defaultLogger := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&opLog, nil)))
+	t.Cleanup(func() { slog.SetDefault(defaultLogger) })
+	before := strings.Count(e.logs.String(), "level=ERROR")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth/token", strings.NewReader(tt.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.basic {
+				req.SetBasicAuth(url.QueryEscape(probe), "secret")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body strings.Builder
+			buf := make([]byte, 4096)
+			for {
+				n, err := resp.Body.Read(buf)
+				body.Write(buf[:n])
+				if err != nil {
+					break
+				}
+			}
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body.String(), `"error":"invalid_client"`) {
+				t.Fatalf("token request by an unknown client = %d %s, want 401 invalid_client", resp.StatusCode, body.String())
+			}
+			if strings.Contains(body.String(), "evil") {
+				t.Errorf("the answer repeats the caller's input: %s", body.String())
+			}
+		})
+	}
+	if after := strings.Count(e.logs.String(), "level=ERROR"); after != before || strings.Contains(opLog.String(), "level=ERROR") {
+		t.Errorf("unknown clients were logged as errors:\n%s\n%s", e.logs.String(), opLog.String())
+	}
+	// The registered client still refreshes.
+	if _, err := web.refresh(tok.RefreshToken); err != nil {
+		t.Fatalf("refresh by the registered client: %v", err)
+	}
+}
