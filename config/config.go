@@ -41,6 +41,9 @@ const (
 	LogText = "text"
 )
 
+// DefaultIDPattern admits the characters of campus account IDs.
+const DefaultIDPattern = `^[A-Za-z0-9._@-]{1,64}$`
+
 // Placeholders substituted into LDAP filters by the directory code.
 const (
 	FilterIDPlaceholder = "{id}"
@@ -123,21 +126,25 @@ type BrandColors struct {
 
 // LDAP is the directory that holds the accounts.
 type LDAP struct {
-	URLs               []string       `yaml:"urls"`
-	StartTLS           bool           `yaml:"start_tls"`
-	CAFile             string         `yaml:"ca_file"`
-	InsecureSkipVerify bool           `yaml:"insecure_skip_verify"`
-	BindDN             string         `yaml:"bind_dn"`
-	BindPassword       Secret         `yaml:"bind_password"`
-	UserBaseDN         string         `yaml:"user_base_dn"`
-	UserFilter         string         `yaml:"user_filter"`
-	DisabledFilter     string         `yaml:"disabled_filter"`
-	Attributes         LDAPAttributes `yaml:"attributes"`
-	Groups             LDAPGroups     `yaml:"groups"`
-	PoolSize           int            `yaml:"pool_size"`
-	DialTimeout        time.Duration  `yaml:"dial_timeout"`
-	OperationTimeout   time.Duration  `yaml:"operation_timeout"`
-	IdleTimeout        time.Duration  `yaml:"idle_timeout"`
+	URLs               []string `yaml:"urls"`
+	StartTLS           bool     `yaml:"start_tls"`
+	CAFile             string   `yaml:"ca_file"`
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`
+	BindDN             string   `yaml:"bind_dn"`
+	BindPassword       Secret   `yaml:"bind_password"`
+	UserBaseDN         string   `yaml:"user_base_dn"`
+	UserFilter         string   `yaml:"user_filter"`
+	DisabledFilter     string   `yaml:"disabled_filter"`
+	// IDPattern is the regular expression every login ID must match, after
+	// canonicalisation (NFKC, case folding), before it is counted or sent to
+	// the directory.
+	IDPattern        string         `yaml:"id_pattern"`
+	Attributes       LDAPAttributes `yaml:"attributes"`
+	Groups           LDAPGroups     `yaml:"groups"`
+	PoolSize         int            `yaml:"pool_size"`
+	DialTimeout      time.Duration  `yaml:"dial_timeout"`
+	OperationTimeout time.Duration  `yaml:"operation_timeout"`
+	IdleTimeout      time.Duration  `yaml:"idle_timeout"`
 }
 
 // LDAPAttributes maps user properties to directory attribute names.
@@ -179,16 +186,23 @@ type Session struct {
 // Security holds the master key and login throttling.
 type Security struct {
 	// SecretKey keys the HMACs of stored codes and of cookies.
-	SecretKey          Secret         `yaml:"secret_key"`
-	LoginTxLifetime    time.Duration  `yaml:"login_tx_lifetime"`
-	RememberIDLifetime time.Duration  `yaml:"remember_id_lifetime"`
-	PasswordBudget     PasswordBudget `yaml:"password_budget"`
+	SecretKey          Secret        `yaml:"secret_key"`
+	LoginTxLifetime    time.Duration `yaml:"login_tx_lifetime"`
+	RememberIDLifetime time.Duration `yaml:"remember_id_lifetime"`
+	// DeviceCookieLifetime is how long a browser that passed the password
+	// check for an ID stays exempt from that ID's account-wide limit.
+	DeviceCookieLifetime time.Duration  `yaml:"device_cookie_lifetime"`
+	PasswordBudget       PasswordBudget `yaml:"password_budget"`
 }
 
-// PasswordBudget limits password attempts per account and per client IP.
+// PasswordBudget limits password attempts. PerClient is the small budget of
+// one ID from one client (a browser with that ID's device cookie, else the
+// address); PerID is a much higher account-wide ceiling that refuses only
+// clients without a device cookie; PerIP refuses only clients without one.
 type PasswordBudget struct {
-	PerID Budget `yaml:"per_id"`
-	PerIP Budget `yaml:"per_ip"`
+	PerClient Budget `yaml:"per_client"`
+	PerID     Budget `yaml:"per_id"`
+	PerIP     Budget `yaml:"per_ip"`
 }
 
 // Budget allows Limit events per sliding Window.
@@ -310,6 +324,7 @@ func Default() Config {
 		},
 		LDAP: LDAP{
 			UserFilter: "(&(objectClass=inetOrgPerson)(uid={id}))",
+			IDPattern:  DefaultIDPattern,
 			Attributes: LDAPAttributes{
 				ID:            "uid",
 				DisplayName:   "displayName",
@@ -339,11 +354,13 @@ func Default() Config {
 			Redis:           defaultSessionRedis(),
 		},
 		Security: Security{
-			LoginTxLifetime:    15 * time.Minute,
-			RememberIDLifetime: 720 * time.Hour,
+			LoginTxLifetime:      15 * time.Minute,
+			RememberIDLifetime:   720 * time.Hour,
+			DeviceCookieLifetime: 2160 * time.Hour,
 			PasswordBudget: PasswordBudget{
-				PerID: Budget{Limit: 10, Window: 15 * time.Minute},
-				PerIP: Budget{Limit: 100, Window: 15 * time.Minute},
+				PerClient: Budget{Limit: 10, Window: 15 * time.Minute},
+				PerID:     Budget{Limit: 100, Window: time.Hour},
+				PerIP:     Budget{Limit: 1000, Window: 15 * time.Minute},
 			},
 		},
 		Mail: Mail{

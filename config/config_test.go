@@ -612,6 +612,9 @@ func TestValidateRules(t *testing.T) {
 		{"groups none ignores attribute", func(c *Config) { c.LDAP.Groups.Mode = GroupsNone; c.LDAP.Groups.Attribute = "" }, "", ""},
 		{"pool size too large", func(c *Config) { c.LDAP.PoolSize = 5000 }, "ldap.pool_size", "between 1 and 1024"},
 		{"ldap dial timeout negative", func(c *Config) { c.LDAP.DialTimeout = -time.Second }, "ldap.dial_timeout", "greater than 0"},
+		{"id pattern empty", func(c *Config) { c.LDAP.IDPattern = "" }, "ldap.id_pattern", "required"},
+		{"id pattern bad", func(c *Config) { c.LDAP.IDPattern = "^[a-z$" }, "ldap.id_pattern", "not a valid regular expression"},
+		{"id pattern unanchored", func(c *Config) { c.LDAP.IDPattern = "[a-z0-9]+" }, "ldap.id_pattern", "anchored"},
 
 		{"postgres with url", func(c *Config) { c.Store.Driver = StorePostgres; c.Store.DSN = SecretValue("postgres://u:p@db/idp") }, "", ""},
 		{"postgres with keywords", func(c *Config) { c.Store.Driver = StorePostgres; c.Store.DSN = SecretValue("host=db dbname=idp") }, "", ""},
@@ -626,6 +629,9 @@ func TestValidateRules(t *testing.T) {
 		{"secret key short", func(c *Config) { c.Security.SecretKey = SecretValue("short") }, "security.secret_key", "at least 32 bytes"},
 		{"login tx zero", func(c *Config) { c.Security.LoginTxLifetime = 0 }, "security.login_tx_lifetime", "greater than 0"},
 		{"per id limit zero", func(c *Config) { c.Security.PasswordBudget.PerID.Limit = 0 }, "security.password_budget.per_id.limit", "at least 1"},
+		{"per id limit above NIST", func(c *Config) { c.Security.PasswordBudget.PerID.Limit = 101 }, "security.password_budget.per_id.limit", "at most 100"},
+		{"per client limit zero", func(c *Config) { c.Security.PasswordBudget.PerClient.Limit = 0 }, "security.password_budget.per_client.limit", "at least 1"},
+		{"device cookie lifetime zero", func(c *Config) { c.Security.DeviceCookieLifetime = 0 }, "security.device_cookie_lifetime", "greater than 0"},
 
 		{"from with display name", func(c *Config) { c.Mail.From = "IdP <idp@example.ac.jp>" }, "mail.from", "bare address"},
 		{"from name two lines", func(c *Config) { c.Mail.FromName.EN = "IdP\r\nBcc: x@y" }, "mail.from_name.en", "single line"},

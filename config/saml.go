@@ -58,11 +58,24 @@ type SAML struct {
 	// MetadataRefresh is how often SP metadata is re-read (an SP may set
 	// its own).
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
+	// MaxMetadataBytes bounds one metadata document: an SP's, or a
+	// federation's aggregate.
+	MaxMetadataBytes int64 `yaml:"max_metadata_bytes"`
+
+	// Metadata is what the IdP's metadata says about it; MetadataSigning
+	// optionally signs it.
+	Metadata        SAMLMetadata        `yaml:"metadata"`
+	MetadataSigning SAMLMetadataSigning `yaml:"metadata_signing"`
 
 	// Attributes maps directory attributes to SAML attributes. A list in
 	// the file replaces the default list as a whole.
 	Attributes       []SAMLAttribute       `yaml:"attributes"`
 	ServiceProviders []SAMLServiceProvider `yaml:"service_providers"`
+	// Federations are signed metadata aggregates whose SPs are all
+	// trusted; an entry in ServiceProviders overrides one of their SPs.
+	Federations []SAMLFederation `yaml:"federations"`
+	// Release decides the attributes of SPs without their own list.
+	Release SAMLRelease `yaml:"release"`
 }
 
 // SAMLSigning is the key that signs responses and assertions.
@@ -89,6 +102,9 @@ type SAMLAttribute struct {
 	LDAP string `yaml:"ldap"`
 	// Scoped appends "@" + saml.scope to values that have no scope yet.
 	Scoped bool `yaml:"scoped"`
+	// Computed, instead of LDAP, makes the IdP compute the value:
+	// subject-id, pairwise-id or eduPersonTargetedID.
+	Computed string `yaml:"computed"`
 }
 
 // SAMLServiceProvider is one registered SP.
@@ -96,7 +112,10 @@ type SAMLServiceProvider struct {
 	EntityID string `yaml:"entity_id"`
 	// Name is shown on the login page.
 	Name string `yaml:"name"`
-	// Exactly one of MetadataFile and MetadataURL.
+	// MetadataURL is fetched on schedule; MetadataFile is read instead when
+	// no URL is given, or keeps a copy of each good download when one is.
+	// Neither: the SP's metadata comes from saml.federations and this
+	// entry only overrides settings.
 	MetadataFile string `yaml:"metadata_file"`
 	MetadataURL  string `yaml:"metadata_url"`
 	// MetadataSigningCertFile, when set, is the PEM certificate whose
@@ -104,7 +123,8 @@ type SAMLServiceProvider struct {
 	MetadataSigningCertFile string `yaml:"metadata_signing_cert_file"`
 	// MetadataRefresh overrides saml.metadata_refresh for this SP.
 	MetadataRefresh time.Duration `yaml:"metadata_refresh"`
-	// Attributes lists the names (saml.attributes[].name) released to it.
+	// Attributes lists the names (saml.attributes[].name) released to it,
+	// overriding saml.release; empty means saml.release decides.
 	Attributes []string `yaml:"attributes"`
 	// NameIDFormat is persistent (the default), transient or email.
 	NameIDFormat string `yaml:"name_id_format"`
@@ -198,6 +218,10 @@ func DefaultSAMLAttributes() []SAMLAttribute {
 		{Name: "jaGivenName", OID: oidGakuNin + "2", LDAP: "givenName;lang-ja"},
 		{Name: "jao", OID: oidGakuNin + "4", LDAP: "o;lang-ja"},
 		{Name: "jaou", OID: oidGakuNin + "5", LDAP: "ou;lang-ja"},
+		// Computed, not read from the directory.
+		{Name: "eduPersonTargetedID", OID: oidEduPerson + "10", Computed: ComputedTargetedID},
+		{Name: "subject-id", OID: SubjectIDName, Computed: ComputedSubjectID},
+		{Name: "pairwise-id", OID: PairwiseIDName, Computed: ComputedPairwiseID},
 	}
 }
 
@@ -209,9 +233,14 @@ func defaultSAML() SAML {
 		MaxRequestBytes:   64 << 10,
 		MaxInflatedBytes:  256 << 10,
 		MetadataRefresh:   time.Hour,
+		MaxMetadataBytes:  DefaultMaxMetadataBytes,
 		Signing:           SAMLSigning{ExtraCertFiles: []string{}},
+		Metadata:          defaultSAMLMetadata(),
+		MetadataSigning:   SAMLMetadataSigning{ValidFor: 7 * 24 * time.Hour},
 		Attributes:        DefaultSAMLAttributes(),
 		ServiceProviders:  []SAMLServiceProvider{},
+		Federations:       []SAMLFederation{},
+		Release:           defaultRelease(),
 	}
 }
 
@@ -256,6 +285,10 @@ func (s SAML) validate(v *validator, p string) {
 				names[a.Name] = i
 			}
 		}
+		if a.Computed != "" {
+			a.validateComputed(v, path, s.Scope, s.Enabled)
+			continue
+		}
 		if v.required(path+".oid", a.OID) && !oidURN.MatchString(a.OID) {
 			v.add(path+".oid", "must be urn:oid: followed by a dotted object identifier (got %q)", a.OID)
 		}
@@ -279,8 +312,22 @@ func (s SAML) validate(v *validator, p string) {
 				entities[sp.EntityID] = i
 			}
 		}
-		sp.validate(v, path, names, s.Enabled)
+		sp.validate(v, path, names, s.Enabled, len(s.Federations) > 0)
 	}
+	v.int64Range(p+".max_metadata_bytes", s.MaxMetadataBytes, 64<<10, 1<<30)
+	feds := map[string]int{}
+	for i, f := range s.Federations {
+		path := fmt.Sprintf("%s.federations[%d]", p, i)
+		f.validate(v, path, s.Enabled)
+		if first, dup := feds[f.Name]; dup && f.Name != "" {
+			v.add(path+".name", "repeats federations[%d] (%q)", first, f.Name)
+		} else {
+			feds[f.Name] = i
+		}
+	}
+	s.Release.validate(v, p+".release", names)
+	s.Metadata.validate(v, p+".metadata", s.Enabled)
+	s.MetadataSigning.validate(v, p+".metadata_signing")
 }
 
 // warnings lists SAML settings that are valid but meant for development.
@@ -320,13 +367,13 @@ func (g SAMLSigning) validate(v *validator, p string, enabled bool) {
 	}
 }
 
-func (sp SAMLServiceProvider) validate(v *validator, p string, attributes map[string]int, enabled bool) {
+func (sp SAMLServiceProvider) validate(v *validator, p string, attributes map[string]int, enabled, federated bool) {
 	switch {
 	case sp.MetadataFile == "" && sp.MetadataURL == "":
-		v.add(p, "needs metadata_file or metadata_url")
-	case sp.MetadataFile != "" && sp.MetadataURL != "":
-		v.add(p, "needs only one of metadata_file and metadata_url")
-	case sp.MetadataFile != "" && enabled:
+		if !federated {
+			v.add(p, "needs metadata_file or metadata_url (or saml.federations that list the SP)")
+		}
+	case sp.MetadataFile != "" && sp.MetadataURL == "" && enabled:
 		if st, err := os.Stat(sp.MetadataFile); err != nil || st.IsDir() {
 			v.add(p+".metadata_file", "cannot be read (%s)", sp.MetadataFile)
 		}

@@ -58,6 +58,18 @@ func TestSAMLValidateRules(t *testing.T) {
 		}
 		s.ServiceProviders = append(s.ServiceProviders, c)
 	}
+	fed := func(s *SAML, f SAMLFederation) {
+		if f.Name == "" {
+			f.Name = "gakunin"
+		}
+		if f.MetadataFile == "" && f.MetadataURL == "" {
+			f.MetadataURL = "https://metadata.example.jp/federation.xml"
+		}
+		if f.SigningCertFile == "" {
+			f.SigningCertFile = certFile
+		}
+		s.Federations = append(s.Federations, f)
+	}
 	tests := []struct {
 		name     string
 		mutate   func(*SAML)
@@ -110,9 +122,87 @@ func TestSAMLValidateRules(t *testing.T) {
 		{"SP without metadata", func(s *SAML) {
 			s.ServiceProviders = []SAMLServiceProvider{{EntityID: "https://sp.example.ac.jp/sp"}}
 		}, "saml.service_providers[0]", "needs metadata_file or metadata_url"},
-		{"SP with both metadata sources", func(s *SAML) {
-			sp(s, SAMLServiceProvider{MetadataFile: mdFile, MetadataURL: "https://md.example.ac.jp/sp.xml"})
-		}, "saml.service_providers[0]", "only one"},
+		{"URL with a backing file that does not exist yet", func(s *SAML) {
+			enabled(s)
+			sp(s, SAMLServiceProvider{MetadataFile: "/nonexistent/sp.xml", MetadataURL: "https://md.example.ac.jp/sp.xml"})
+		}, "", ""},
+		{"SP metadata from a federation", func(s *SAML) {
+			enabled(s)
+			fed(s, SAMLFederation{})
+			s.ServiceProviders = []SAMLServiceProvider{{EntityID: "https://sp.example.ac.jp/sp", RequireMFA: true}}
+		}, "", ""},
+		{"federation from a file", func(s *SAML) {
+			enabled(s)
+			fed(s, SAMLFederation{MetadataURL: "", MetadataFile: mdFile, RequireValidUntil: true, MaxValidity: 720 * time.Hour})
+		}, "", ""},
+		{"federation without a name", func(s *SAML) { fed(s, SAMLFederation{Name: "-"}); s.Federations[0].Name = "" }, "saml.federations[0].name", "required"},
+		{"federation name with spaces", func(s *SAML) { fed(s, SAMLFederation{Name: "Gaku Nin"}) }, "saml.federations[0].name", "letters"},
+		{"federation twice", func(s *SAML) { fed(s, SAMLFederation{}); fed(s, SAMLFederation{}) }, "saml.federations[1].name", "repeats"},
+		{"federation without a source", func(s *SAML) {
+			fed(s, SAMLFederation{})
+			s.Federations[0].MetadataURL = ""
+		}, "saml.federations[0]", "needs metadata_url or metadata_file"},
+		{"federation file missing", func(s *SAML) {
+			enabled(s)
+			fed(s, SAMLFederation{MetadataFile: "/nonexistent/fed.xml"})
+			s.Federations[0].MetadataURL = ""
+		}, "saml.federations[0].metadata_file", "cannot be read"},
+		{"federation without a signing certificate", func(s *SAML) {
+			fed(s, SAMLFederation{})
+			s.Federations[0].SigningCertFile = ""
+		}, "saml.federations[0].signing_cert_file", "required"},
+		{"federation signing certificate not a certificate", func(s *SAML) {
+			enabled(s)
+			fed(s, SAMLFederation{SigningCertFile: mdFile})
+		}, "saml.federations[0].signing_cert_file", "no PEM"},
+		{"federation refresh too often", func(s *SAML) { fed(s, SAMLFederation{Refresh: time.Second}) }, "saml.federations[0].refresh", "between"},
+		{"federation max validity negative", func(s *SAML) { fed(s, SAMLFederation{MaxValidity: -time.Hour}) }, "saml.federations[0].max_validity", "between"},
+		{"metadata size limit too small", func(s *SAML) { s.MaxMetadataBytes = 1000 }, "saml.max_metadata_bytes", "between"},
+		{"computed attributes without an LDAP source", func(s *SAML) {
+			enabled(s)
+			s.Attributes = []SAMLAttribute{
+				{Name: "subject-id", OID: SubjectIDName, Computed: ComputedSubjectID},
+				{Name: "pairwise-id", OID: PairwiseIDName, Computed: ComputedPairwiseID},
+				{Name: "eduPersonTargetedID", OID: "urn:oid:1.3.6.1.4.1.5923.1.1.1.10", Computed: ComputedTargetedID},
+			}
+		}, "", ""},
+		{"unknown computed attribute", func(s *SAML) {
+			s.Attributes = append(s.Attributes, SAMLAttribute{Name: "x", OID: "urn:oid:1.2.3", Computed: "uuid"})
+		}, "saml.attributes[16].computed", "one of"},
+		{"computed attribute with a wrong name", func(s *SAML) {
+			s.Attributes = append(s.Attributes, SAMLAttribute{Name: "x", OID: "urn:oid:1.2.3", Computed: ComputedPairwiseID})
+		}, "saml.attributes[16].oid", PairwiseIDName},
+		{"computed attribute with an LDAP source", func(s *SAML) {
+			s.Attributes = append(s.Attributes, SAMLAttribute{Name: "x", OID: SubjectIDName, Computed: ComputedSubjectID, LDAP: "uid"})
+		}, "saml.attributes[16].ldap", "computed"},
+		{"subject-id without scope", func(s *SAML) {
+			enabled(s)
+			s.Scope = ""
+			s.Attributes = []SAMLAttribute{{Name: "subject-id", OID: SubjectIDName, Computed: ComputedSubjectID}}
+		}, "saml.attributes[0].computed", "saml.scope"},
+		{"release rule with an unknown attribute", func(s *SAML) {
+			s.Release.EntityCategories[0].Attributes = []string{"mail", "passwd"}
+		}, "saml.release.entity_categories[0].attributes[1]", "not defined"},
+		{"release rule without match", func(s *SAML) {
+			s.Release.RegistrationAuthorities = []SAMLReleaseRule{{Mode: ReleaseRequested}}
+		}, "saml.release.registration_authorities[0].match", "required"},
+		{"release rule mode", func(s *SAML) { s.Release.Default.Mode = "all" }, "saml.release.default.mode", "one of"},
+		{"release default with match", func(s *SAML) { s.Release.Default.Match = "https://x.example" }, "saml.release.default.match", "not used"},
+		{"metadata URL not a URL", func(s *SAML) { s.Metadata.InformationURL.EN = "javascript:x" }, "saml.metadata.information_url.en", "absolute"},
+		{"metadata organization half set", func(s *SAML) { s.Metadata.Organization.Name = Localized{JA: "大学", EN: "Univ"} }, "saml.metadata.organization.url.ja", "required"},
+		{"metadata logo without size", func(s *SAML) { s.Metadata.Logo.URL = "https://idp.example.ac.jp/logo.png" }, "saml.metadata.logo", "width"},
+		{"metadata contact type", func(s *SAML) {
+			s.Metadata.Contacts = []SAMLContact{{Type: "abuse", Email: "a@example.ac.jp"}}
+		}, "saml.metadata.contacts[0].type", "one of"},
+		{"metadata contact address", func(s *SAML) {
+			s.Metadata.Contacts = []SAMLContact{{Type: ContactSecurity, Email: "CSIRT <a@example.ac.jp>"}}
+		}, "saml.metadata.contacts[0].email", "bare address"},
+		{"metadata valid_for too short", func(s *SAML) { s.Metadata.ValidFor = time.Minute }, "saml.metadata.valid_for", "between"},
+		{"signed metadata without validity", func(s *SAML) { s.MetadataSigning = SAMLMetadataSigning{Enabled: true} }, "saml.metadata_signing.valid_for", "greater than 0"},
+		{"metadata encryption certificate unreadable", func(s *SAML) {
+			enabled(s)
+			s.Metadata.EncryptionCertFile = "/nonexistent/enc.crt"
+		}, "saml.metadata.encryption_cert_file", "cannot be read"},
 		{"SP metadata file missing", func(s *SAML) {
 			enabled(s)
 			sp(s, SAMLServiceProvider{MetadataFile: "/nonexistent/md.xml"})

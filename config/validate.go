@@ -332,6 +332,15 @@ func (l LDAP) validate(v *validator, p string) {
 	if l.CAFile != "" {
 		validateCAFile(v, p+".ca_file", l.CAFile)
 	}
+	if v.required(p+".id_pattern", l.IDPattern) {
+		switch _, err := regexp.Compile(l.IDPattern); {
+		case err != nil:
+			v.add(p+".id_pattern", "is not a valid regular expression: %v", err)
+		case !strings.HasPrefix(l.IDPattern, "^") || !strings.HasSuffix(l.IDPattern, "$"):
+			// An unanchored pattern would admit any ID that merely contains a match.
+			v.add(p+".id_pattern", "must be anchored with ^ at the start and $ at the end (got %q)", l.IDPattern)
+		}
+	}
 
 	hasPassword := v.secret(p+".bind_password", l.BindPassword, false)
 	switch {
@@ -498,8 +507,15 @@ func (s Security) validate(v *validator, p string) {
 	}
 	v.duration(p+".login_tx_lifetime", s.LoginTxLifetime, 2*time.Hour)
 	v.duration(p+".remember_id_lifetime", s.RememberIDLifetime, 366*24*time.Hour)
+	v.duration(p+".device_cookie_lifetime", s.DeviceCookieLifetime, 366*24*time.Hour)
+	v.budget(p+".password_budget.per_client", s.PasswordBudget.PerClient, 24*time.Hour)
 	v.budget(p+".password_budget.per_id", s.PasswordBudget.PerID, 24*time.Hour)
 	v.budget(p+".password_budget.per_ip", s.PasswordBudget.PerIP, 24*time.Hour)
+	pi := s.PasswordBudget.PerID
+	if pi.Limit > 100 {
+		// NIST SP 800-63B: at most 100 consecutive failures per account.
+		v.add(p+".password_budget.per_id.limit", "must be at most 100 (got %d)", pi.Limit)
+	}
 }
 
 func (m Mail) validate(v *validator, p string) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ type Store interface {
 	UndoCounter(ctx context.Context, key string, now time.Time) error
 	GetCounter(ctx context.Context, key string, now time.Time) (store.Counter, error)
 	ResetCounter(ctx context.Context, key string) error
+	ResetCountersWithPrefix(ctx context.Context, prefix string) (int, error)
 
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
@@ -120,6 +122,7 @@ type App struct {
 	publicURL *url.URL
 	secure    bool
 	proxies   []netip.Prefix
+	idPattern *regexp.Regexp
 	outbox    Outbox
 	metrics   *metrics.Metrics
 	mailer    Mailer
@@ -171,6 +174,10 @@ func New(opts Options) (*App, error) {
 		}
 		proxies = append(proxies, prefix)
 	}
+	idPattern, err := regexp.Compile(cfg.LDAP.IDPattern)
+	if err != nil || cfg.LDAP.IDPattern == "" {
+		return nil, fmt.Errorf("idp: ldap.id_pattern %q is not a usable regular expression", cfg.LDAP.IDPattern)
+	}
 	mails, err := newMailer(tfs, pages.catalog, cfg.Branding)
 	if err != nil {
 		return nil, fmt.Errorf("idp: mail templates: %w", err)
@@ -204,6 +211,7 @@ func New(opts Options) (*App, error) {
 		publicURL: pub,
 		secure:    pub.Scheme == "https",
 		proxies:   proxies,
+		idPattern: idPattern,
 		outbox:    opts.DevOutbox,
 		metrics:   opts.Metrics,
 		mailer:    opts.Mailer,

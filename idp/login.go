@@ -1,13 +1,13 @@
 package idp
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/campusidp/campusidp/ldapstore"
+	"github.com/campusidp/campusidp/metrics"
 )
 
 const rememberCookie = "idp_remember_id"
@@ -89,7 +89,7 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	user, err := a.checkPassword(ctx, id, password)
+	user, err := a.checkPassword(w, r, id, password)
 	if err != nil {
 		a.passwordRefused(w, r, err, func() {
 			a.renderLoginForm(w, r, http.StatusUnauthorized, tx.ID, id, "login.failed")
@@ -121,64 +121,71 @@ func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error,
 	}
 }
 
-// checkPassword spends one attempt from the per-ID and per-IP budgets before
-// asking the directory, so parallel guesses can never overshoot a limit. An
-// outage gives the attempt back; a success clears the ID's budget.
-func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstore.User, error) {
+// checkPassword canonicalises the typed ID, spends one attempt from the
+// password budgets (see spendPasswordAttempt) and asks the directory. An
+// outage gives the attempts back; a success clears the client's budget and
+// gives the browser a device cookie for the ID.
+func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, password string) (*ldapstore.User, error) {
+	ctx := r.Context()
 	now := a.now()
-	budget := a.cfg.Security.PasswordBudget
-	idKey := "pw:id:" + strings.ToLower(id)
-	ipKey := "pw:ip:" + clientIP(ctx)
-
-	idCount, err := a.store.HitCounter(ctx, idKey, now, budget.PerID.Window)
+	at := &passwordAttempt{canonical: CanonicalID(typed)}
+	if !a.validCanonicalID(at.canonical) {
+		// Never sent to the directory; only the address's throttle counts
+		// it, so junk IDs cannot be used to spend anyone's budget.
+		c, err := a.store.HitCounter(ctx, passwordIPKey(clientIP(ctx)), now, a.cfg.Security.PasswordBudget.PerIP.Window)
+		if err != nil {
+			return nil, err
+		}
+		if c.Count == a.cfg.Security.PasswordBudget.PerIP.Limit+1 {
+			a.metrics.LimitTripped(metrics.LimitPassword, metrics.KeyIP)
+		}
+		// Audited as typed: such an ID names no account to group under.
+		a.audit(ctx, "login_failed", strings.TrimSpace(typed), map[string]string{"reason": ldapstore.ReasonInvalidID})
+		a.observeLogin(loginRefused)
+		return nil, invalidID
+	}
+	at.device = a.deviceNonce(r, at.canonical)
+	refusedBy, _, err := a.spendPasswordAttempt(ctx, at)
 	if err != nil {
 		return nil, err
 	}
-	ipCount, err := a.store.HitCounter(ctx, ipKey, now, budget.PerIP.Window)
-	if err != nil {
-		return nil, err
-	}
-	if idCount.Count > budget.PerID.Limit || ipCount.Count > budget.PerIP.Limit {
-		detail := map[string]string{"reset_at": idCount.ResetAt.UTC().Format(time.RFC3339)}
-		if idCount.Count > budget.PerID.Limit {
-			detail["budget"] = "id"
-		} else {
-			detail["budget"] = "ip"
-			detail["reset_at"] = ipCount.ResetAt.UTC().Format(time.RFC3339)
-		}
-		// The lock itself is audited once, when the limit is first passed.
-		if idCount.Count == budget.PerID.Limit+1 || ipCount.Count == budget.PerIP.Limit+1 {
-			a.audit(ctx, "login_locked", id, detail)
-		}
-		a.audit(ctx, "login_refused_locked", id, detail)
+	if refusedBy != "" {
 		a.observeLogin(loginLocked)
 		return nil, errLocked
 	}
 
-	user, err := a.dir.Authenticate(ctx, id, password)
+	user, err := a.dir.Authenticate(ctx, at.canonical, password)
 	switch {
 	case err == nil:
-		// Earlier failures are forgiven, and the attempt just spent is
-		// given back too: the budget counts failures only, and the console
-		// shows it as the account's failed passwords.
-		if err := a.store.ResetCounter(ctx, idKey); err != nil {
+		// Earlier failures are forgiven, this client's and the account's
+		// (the per-ID ceiling counts consecutive failures, as NIST puts it,
+		// and the console shows it as the account's failed passwords); the
+		// address gets its attempt back, for it counts failures only.
+		if err := a.store.ResetCounter(ctx, at.clientKey); err != nil {
 			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
+		if err := a.store.ResetCounter(ctx, passwordIDKey(at.canonical)); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+		}
+		if err := a.store.UndoCounter(ctx, passwordIPKey(clientIP(ctx)), now); err != nil {
+			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
+		}
+		a.setDeviceCookie(w, at.canonical, at.device)
 		a.audit(ctx, "login_password_ok", user.ID, nil)
 		a.observeLogin(loginOK)
 		return user, nil
 	case errors.Is(err, ldapstore.ErrInvalidCredentials):
-		a.audit(ctx, "login_failed", id, map[string]string{"reason": ldapstore.FailureReason(err)})
+		a.audit(ctx, "login_failed", at.canonical, map[string]string{"reason": ldapstore.FailureReason(err)})
 		a.observeLogin(loginRefused)
 		return nil, err
 	default:
-		// An outage is not the user's failure: give both attempts back.
-		for _, k := range []string{idKey, ipKey} {
+		// An outage is not the user's failure: give the attempts back.
+		for _, k := range at.keys {
 			if uerr := a.store.UndoCounter(ctx, k, now); uerr != nil {
 				a.log.WarnContext(ctx, "returning password attempt failed", "request_id", requestID(ctx), "error", uerr)
 			}
 		}
-		a.audit(ctx, "directory_unavailable", id, nil)
+		a.audit(ctx, "directory_unavailable", at.canonical, nil)
 		a.observeLogin(loginUnavailable)
 		if !errors.Is(err, ldapstore.ErrDirectoryUnavailable) {
 			err = errors.Join(ldapstore.ErrDirectoryUnavailable, err)
@@ -186,6 +193,9 @@ func (a *App) checkPassword(ctx context.Context, id, password string) (*ldapstor
 		return nil, err
 	}
 }
+
+// invalidID answers an ID outside ldap.id_pattern like any wrong password.
+var invalidID = fmt.Errorf("%w: ID outside ldap.id_pattern", ldapstore.ErrInvalidCredentials)
 
 func (a *App) setRememberCookie(w http.ResponseWriter, id string, remember bool) {
 	c := &http.Cookie{

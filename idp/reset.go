@@ -72,7 +72,7 @@ func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		a.renderPage(w, r, http.StatusBadRequest, "reset_login", "login.missing_fields", resetPage{ID: id})
 		return
 	}
-	user, err := a.checkPassword(ctx, id, password)
+	user, err := a.checkPassword(w, r, id, password)
 	if err != nil {
 		a.passwordRefused(w, r, err, func() {
 			a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id})

@@ -17,14 +17,18 @@ import (
 // directory has disabled (its user cannot sign in to use it).
 var ErrAccountDisabled = errors.New("idp: the account is disabled in the directory")
 
-// UnlockPassword clears the password-attempt budget of an account (the
-// per-address budgets are not any one account's).
+// UnlockPassword clears the password-attempt budgets of an account: its
+// account-wide ceiling and every client's budget for it (the per-address
+// budgets are not any one account's).
 func (a *App) UnlockPassword(ctx context.Context, actor, userID string) error {
 	u, err := a.LookupAccount(ctx, userID)
 	if err != nil {
 		return err
 	}
 	if err := a.store.ResetCounter(ctx, passwordBudgetKey(u.ID)); err != nil {
+		return fmt.Errorf("idp: unlocking password budget: %w", err)
+	}
+	if _, err := a.store.ResetCountersWithPrefix(ctx, passwordClientPrefix(CanonicalID(u.ID))); err != nil {
 		return fmt.Errorf("idp: unlocking password budget: %w", err)
 	}
 	return a.auditAs(ctx, "admin_password_unlocked", actor, u.ID, nil)

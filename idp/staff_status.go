@@ -2,7 +2,6 @@ package idp
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
@@ -55,7 +54,7 @@ func factorInfos(f *Factors) []FactorInfo {
 
 // passwordBudgetKey names the per-ID password budget; it must match the key
 // checkPassword spends from.
-func passwordBudgetKey(id string) string { return "pw:id:" + strings.ToLower(id) }
+func passwordBudgetKey(id string) string { return passwordIDKey(CanonicalID(id)) }
 
 // AccountStatus gathers what the console shows about the account userID
 // (as the directory spells it).

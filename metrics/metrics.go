@@ -44,6 +44,20 @@ const (
 	ResultError       = "error"
 )
 
+// Limits that can trip (LimitTripped) and the kinds of key they count on.
+const (
+	LimitPassword = "password"      // password attempts at login and reset
+	LimitOTP      = "otp"           // second-factor code failures
+	LimitClient   = "client_secret" // failed client authentication at the OAuth endpoints
+
+	KeyID      = "id"           // one account, from anywhere
+	KeyClient  = "client"       // one account from one address without a device cookie
+	KeyDevice  = "device"       // one account from one browser holding its device cookie
+	KeyIP      = "ip"           // one client address, whatever the account
+	KeySession = "session"      // one login transaction or settings session
+	KeyOAuth   = "oauth_client" // one OAuth client ID
+)
+
 // Classes of failed requests (RequestFailed).
 const (
 	FailureUnavailable = "unavailable" // store, Redis, directory or mail out of service: 503
@@ -72,6 +86,7 @@ type Metrics struct {
 	ldap     *prometheus.HistogramVec
 	mails    *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
+	limits   *prometheus.CounterVec
 	http     *prometheus.HistogramVec
 	failures *prometheus.CounterVec
 	inFlight prometheus.Gauge
@@ -120,6 +135,10 @@ func NewIn(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "idp_tokens_issued_total",
 			Help: "Codes, tokens and assertions issued to relying parties, by kind.",
 		}, []string{"kind"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idp_limit_trips_total",
+			Help: "Attempts refused by a security limit, by limit and key type (id, client, device, ip, session, oauth_client).",
+		}, []string{"limit", "key"}),
 		http: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "idp_http_request_duration_seconds",
 			Help:    "Duration of HTTP requests by route pattern, method and status code.",
@@ -137,7 +156,7 @@ func NewIn(reg prometheus.Registerer) (*Metrics, error) {
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gather = g
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.http, m.failures, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.limits, m.http, m.failures, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -215,6 +234,14 @@ func (m *Metrics) MailSent(result string) {
 func (m *Metrics) TokenIssued(kind string) {
 	if m != nil {
 		m.tokens.WithLabelValues(kind).Inc()
+	}
+}
+
+// LimitTripped counts one attempt refused by limit (a Limit* constant)
+// whose budget is counted on key (a Key* constant).
+func (m *Metrics) LimitTripped(limit, key string) {
+	if m != nil {
+		m.limits.WithLabelValues(limit, key).Inc()
 	}
 }
 

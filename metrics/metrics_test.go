@@ -176,3 +176,19 @@ func TestNewInUsesTheProgramsRegistry(t *testing.T) {
 		t.Fatalf("NewIn(wrapped): %v", err)
 	}
 }
+
+func TestLimitTripsCountedByKeyType(t *testing.T) {
+	m := New()
+	m.LimitTripped(LimitPassword, KeyID)
+	m.LimitTripped(LimitPassword, KeyID)
+	m.LimitTripped(LimitPassword, KeyDevice)
+	fams := scrape(t, m)
+	if got := value(fams, "idp_limit_trips_total", map[string]string{"limit": "password", "key": "id"}); got != 2 {
+		t.Errorf("password/id trips = %v, want 2", got)
+	}
+	if got := value(fams, "idp_limit_trips_total", map[string]string{"limit": "password", "key": "device"}); got != 1 {
+		t.Errorf("password/device trips = %v, want 1", got)
+	}
+	var nilMetrics *Metrics
+	nilMetrics.LimitTripped(LimitPassword, KeyIP) // must not panic
+}

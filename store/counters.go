@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -21,6 +22,8 @@ RETURNING hits, window_start, reset_at`
 	qUndoCounter  = `UPDATE counters SET hits = hits - 1 WHERE counter_key = $1 AND hits > 0 AND reset_at > $2`
 	qGetCounter   = `SELECT hits, window_start, reset_at FROM counters WHERE counter_key = $1 AND reset_at > $2`
 	qResetCounter = `DELETE FROM counters WHERE counter_key = $1`
+	// substr rather than LIKE: keys hold "_" and "%" literally.
+	qResetCounterPrefix = `DELETE FROM counters WHERE substr(counter_key, 1, $2) = $1`
 )
 
 // Counter is the state of a fixed-window attempt counter.
@@ -82,4 +85,19 @@ func (db *DB) ResetCounter(ctx context.Context, key string) error {
 		return fmt.Errorf("store: reset counter: %w", err)
 	}
 	return nil
+}
+
+// ResetCountersWithPrefix deletes every counter whose key starts with
+// prefix (e.g. all of one account's per-client password budgets) and
+// returns how many there were.
+func (db *DB) ResetCountersWithPrefix(ctx context.Context, prefix string) (int, error) {
+	if prefix == "" {
+		return 0, errors.New("store: reset counters: empty prefix")
+	}
+	res, err := db.write.ExecContext(ctx, qResetCounterPrefix, prefix, utf8.RuneCountInString(prefix))
+	if err != nil {
+		return 0, fmt.Errorf("store: reset counters: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

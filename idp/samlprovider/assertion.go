@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/crewjam/saml"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 )
 
@@ -60,17 +62,66 @@ func (p *Provider) nameIDValue(format, spEntityID string, u *idp.SessionUser) (s
 	}
 }
 
-// releasedAttributes builds the attributes the SP may receive, in the
-// order of its release list, from the directory attributes read at login.
-// Attributes without values are left out.
+// subjectIDValue is a scoped subject identifier: an HMAC of its kind and
+// parts under the persistent NameID key (the kind keeps the identifiers of
+// different kinds apart).
+func (p *Provider) subjectIDValue(kind string, parts ...string) string {
+	mac := hmac.New(sha256.New, p.persistentKey)
+	mac.Write([]byte(kind))
+	for _, s := range parts {
+		mac.Write([]byte{0})
+		mac.Write([]byte(s))
+	}
+	// Base32 keeps to the characters the OASIS profile allows
+	// ([0-9A-Za-z=-]) and compares the same in any case.
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(mac.Sum(nil)[:20]) + "@" + p.cfg.Scope
+}
+
+// SubjectID is the user's OASIS subject-id: the same at every SP.
+func (p *Provider) SubjectID(userID string) string {
+	return p.subjectIDValue(config.ComputedSubjectID, userID)
+}
+
+// PairwiseID is the user's OASIS pairwise-id at one SP.
+func (p *Provider) PairwiseID(spEntityID, userID string) string {
+	return p.subjectIDValue(config.ComputedPairwiseID, spEntityID, userID)
+}
+
+// computedValues makes the value of a computed attribute.
+func (p *Provider) computedValues(def config.SAMLAttribute, spEntityID string, u *idp.SessionUser) []saml.AttributeValue {
+	switch def.Computed {
+	case config.ComputedSubjectID:
+		return []saml.AttributeValue{{Type: "xs:string", Value: p.SubjectID(u.ID)}}
+	case config.ComputedPairwiseID:
+		return []saml.AttributeValue{{Type: "xs:string", Value: p.PairwiseID(spEntityID, u.ID)}}
+	case config.ComputedTargetedID:
+		// The persistent NameID itself, as a NameID element (the form
+		// eduPerson 201602 asks for).
+		return []saml.AttributeValue{{NameID: &saml.NameID{
+			Format:          NameIDFormatPersistent,
+			NameQualifier:   p.entityID,
+			SPNameQualifier: spEntityID,
+			Value:           p.persistentID(spEntityID, u.ID),
+		}}}
+	}
+	return nil
+}
+
+// releasedAttributes builds the attributes the SP may receive (ReleaseFor),
+// in the order of saml.attributes, from the directory attributes read at
+// login and the computed identifiers. Attributes without values are left
+// out.
 func (p *Provider) releasedAttributes(sp *ServiceProvider, u *idp.SessionUser) []saml.Attribute {
 	var out []saml.Attribute
-	for _, name := range sp.Config.Attributes {
+	for _, name := range p.ReleaseFor(sp).All() {
 		def, ok := p.attributes[name]
 		if !ok {
 			continue
 		}
 		var values []saml.AttributeValue
+		if def.Computed != "" {
+			values = p.computedValues(def, sp.Entity.EntityID, u)
+		}
 		for _, v := range directoryValues(u.Attributes, def.LDAP) {
 			if v = strings.TrimSpace(v); v == "" {
 				continue
@@ -96,6 +147,9 @@ func (p *Provider) releasedAttributes(sp *ServiceProvider, u *idp.SessionUser) [
 // directoryValues looks an attribute up as LDAP does, ignoring case in the
 // description ("displayName;lang-ja" = "displayname;LANG-JA").
 func directoryValues(attrs map[string][]string, name string) []string {
+	if name == "" {
+		return nil
+	}
 	if v, ok := attrs[name]; ok {
 		return v
 	}

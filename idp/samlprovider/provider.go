@@ -13,6 +13,7 @@
 package samlprovider
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -179,10 +180,16 @@ func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
 		store:     opts.Store,
 		log:       logger,
 		now:       now,
-		maxSize:   maxMetadataBytes,
+		maxSize:   cmp.Or(cfg.SAML.MaxMetadataBytes, maxMetadataBytes),
 		certFiles: readCertFile,
+		feds:      cfg.SAML.Federations,
 	})
 	p.registry.loadAll(ctx)
+	if len(cfg.SAML.Federations) > 0 {
+		if err := app.Metrics().Register(federationCollector{p.registry}); err != nil {
+			return nil, fmt.Errorf("saml: metrics: %w", err)
+		}
+	}
 
 	p.mount()
 	return p, nil

@@ -28,8 +28,9 @@ import (
 )
 
 const (
-	// maxMetadataBytes bounds one SP metadata document.
-	maxMetadataBytes = 4 << 20
+	// maxMetadataBytes bounds one metadata document when the config does
+	// not say.
+	maxMetadataBytes = config.DefaultMaxMetadataBytes
 	// storedMetadataLife is how long the last good copy of fetched metadata
 	// is kept in the store when the metadata sets no validUntil.
 	storedMetadataLife = 30 * 24 * time.Hour
@@ -63,6 +64,12 @@ type ServiceProvider struct {
 	AuthnRequestsSigned bool
 	LoadedAt            time.Time
 	ValidUntil          time.Time
+	// Info is what the metadata says about the SP beyond the protocol:
+	// what it requests, its entity categories, its registrar.
+	Info EntityInfo
+	// Federation names the aggregate the metadata came from; "" for an
+	// SP's own metadata.
+	Federation string
 }
 
 // descriptor is the SP's (sanitised) SSO descriptor.
@@ -97,6 +104,10 @@ type Registry struct {
 	mu      sync.RWMutex
 	entries map[string]*spState
 	order   []string
+	// overrides are service_providers entries without metadata of their
+	// own: settings for an SP of a federation.
+	overrides map[string]config.SAMLServiceProvider
+	feds      []*fedState
 }
 
 type spState struct {
@@ -119,11 +130,21 @@ type registryOptions struct {
 	now       func() time.Time
 	maxSize   int64
 	certFiles func(string) (*x509.Certificate, error)
+	feds      []config.SAMLFederation
 }
 
 func newRegistry(opts registryOptions) *Registry {
-	r := &Registry{opts: opts, entries: map[string]*spState{}}
+	r := &Registry{opts: opts, entries: map[string]*spState{}, overrides: map[string]config.SAMLServiceProvider{}}
+	for _, f := range opts.feds {
+		st := &fedState{cfg: f}
+		st.signer, st.signerErr = opts.certFiles(f.SigningCertFile)
+		r.feds = append(r.feds, st)
+	}
 	for _, c := range opts.sps {
+		if c.MetadataFile == "" && c.MetadataURL == "" {
+			r.overrides[c.EntityID] = c
+			continue
+		}
 		st := &spState{cfg: c}
 		if c.MetadataSigningCertFile != "" {
 			st.signer, st.signerErr = opts.certFiles(c.MetadataSigningCertFile)
@@ -140,14 +161,24 @@ func newRegistry(opts registryOptions) *Registry {
 func (r *Registry) Lookup(entityID string) (*ServiceProvider, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	st, ok := r.entries[entityID]
-	if !ok || st.current == nil {
+	var sp *ServiceProvider
+	if st, ok := r.entries[entityID]; ok {
+		// An SP's own metadata wins over a federation's.
+		sp = st.current
+	} else {
+		for _, f := range r.feds {
+			if sp = f.entities[entityID]; sp != nil {
+				break
+			}
+		}
+	}
+	if sp == nil {
 		return nil, false
 	}
-	if until := st.current.ValidUntil; !until.IsZero() && !r.opts.now().Before(until) {
+	if until := sp.ValidUntil; !until.IsZero() && !r.opts.now().Before(until) {
 		return nil, false
 	}
-	return st.current, true
+	return sp, true
 }
 
 // GetServiceProvider implements saml.ServiceProviderProvider: the
@@ -165,6 +196,12 @@ func (r *Registry) GetServiceProvider(_ *http.Request, serviceProviderID string)
 // not lock the SP out after a restart. Failures are logged, not returned:
 // one broken SP must not keep the IdP from serving the others.
 func (r *Registry) loadAll(ctx context.Context) {
+	for _, f := range r.feds {
+		if f.cfg.MetadataURL != "" {
+			r.loadStoredAggregate(ctx, f)
+		}
+		_ = r.refreshFederation(ctx, f)
+	}
 	for _, id := range r.order {
 		st := r.entries[id]
 		if st.cfg.MetadataURL != "" {
@@ -176,7 +213,7 @@ func (r *Registry) loadAll(ctx context.Context) {
 
 func (r *Registry) loadStoredCopy(ctx context.Context, st *spState) {
 	now := r.opts.now()
-	raw, err := r.opts.store.GetRecord(ctx, recordSPMetadata, st.cfg.EntityID, now)
+	raw, err := r.storedCopy(ctx, recordSPMetadata, st.cfg.EntityID, st.cfg.MetadataFile, now)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			r.opts.log.WarnContext(ctx, "reading the stored SP metadata failed", "sp", st.cfg.EntityID, "error", err)
@@ -231,9 +268,7 @@ func (r *Registry) refresh(ctx context.Context, st *spState) error {
 		if !sp.ValidUntil.IsZero() {
 			expires = sp.ValidUntil
 		}
-		if err := r.opts.store.PutRecord(ctx, recordSPMetadata, st.cfg.EntityID, raw, expires); err != nil {
-			r.opts.log.WarnContext(ctx, "keeping a copy of the SP metadata failed", "sp", st.cfg.EntityID, "error", err)
-		}
+		r.keepCopy(ctx, recordSPMetadata, st.cfg.EntityID, st.cfg.MetadataFile, raw, expires)
 	}
 	return nil
 }
@@ -313,6 +348,11 @@ func (r *Registry) run(ctx context.Context) {
 				due = st.next
 			}
 		}
+		for _, f := range r.feds {
+			if due.IsZero() || f.next.Before(due) {
+				due = f.next
+			}
+		}
 		r.mu.RUnlock()
 		if due.IsZero() {
 			<-ctx.Done()
@@ -328,6 +368,14 @@ func (r *Registry) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		now := r.opts.now()
+		for _, f := range r.feds {
+			r.mu.RLock()
+			isDue := !f.next.After(now)
+			r.mu.RUnlock()
+			if isDue {
+				_ = r.refreshFederation(ctx, f)
+			}
+		}
 		for _, id := range r.order {
 			st := r.entries[id]
 			r.mu.RLock()
@@ -396,6 +444,22 @@ func parseSPMetadata(raw []byte, cfg config.SAMLServiceProvider, signer *x509.Ce
 	if entity.EntityID != cfg.EntityID {
 		return nil, refuse("entityID is %q, registered as %q", entity.EntityID, cfg.EntityID)
 	}
+	sp, err := buildSP(entity, cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	if el := findEntityElement(root, cfg.EntityID); el != nil {
+		sp.Info = readEntityInfo(el, inheritedAuthority(el))
+	}
+	return sp, nil
+}
+
+// buildSP validates one EntityDescriptor of an SP and keeps the parts the
+// IdP uses.
+func buildSP(entity *saml.EntityDescriptor, cfg config.SAMLServiceProvider, now time.Time) (*ServiceProvider, error) {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMetadataRefused, fmt.Sprintf(format, args...))
+	}
 	if !entity.ValidUntil.IsZero() && !now.Before(entity.ValidUntil) {
 		return nil, refuse("expired at %s (validUntil)", entity.ValidUntil.UTC().Format(time.RFC3339))
 	}
@@ -449,6 +513,7 @@ func parseSPMetadata(raw []byte, cfg config.SAMLServiceProvider, signer *x509.Ce
 	}
 	clean.SingleLogoutServices = sp.SingleLogout
 	clean.NameIDFormats = desc.NameIDFormats
+	clean.AttributeConsumingServices = desc.AttributeConsumingServices
 
 	for _, kd := range desc.KeyDescriptors {
 		for _, xc := range kd.KeyInfo.X509Data.X509Certificates {

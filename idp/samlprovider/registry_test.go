@@ -35,7 +35,7 @@ var (
 
 // unitKey returns one of two shared test keys with a certificate that
 // expired long ago: metadata trust does not depend on certificate dates.
-func unitKey(t *testing.T, i int) (*rsa.PrivateKey, *x509.Certificate) {
+func unitKey(t testing.TB, i int) (*rsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	unitKeysOnce.Do(func() {
 		for n := range unitKeys {
@@ -60,7 +60,7 @@ const spID = "https://sp.campus.example/sp"
 
 // spMetadata writes SP metadata with the given ACS locations (HTTP-POST)
 // and optional extra XML inside the SPSSODescriptor.
-func spMetadata(t *testing.T, acs []string, extra string) string {
+func spMetadata(t testing.TB, acs []string, extra string) string {
 	_, cert := unitKey(t, 0)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="_md1" entityID="%s">`, spID)
@@ -139,7 +139,7 @@ func TestParseSPMetadata(t *testing.T) {
 }
 
 // signMetadata signs metadata as a federation would.
-func signMetadata(t *testing.T, md string, key *rsa.PrivateKey, cert *x509.Certificate) string {
+func signMetadata(t testing.TB, md string, key *rsa.PrivateKey, cert *x509.Certificate) string {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(md); err != nil {
@@ -156,6 +156,15 @@ func signMetadata(t *testing.T, md string, key *rsa.PrivateKey, cert *x509.Certi
 	signed, err := ctx.SignEnveloped(doc.Root())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The schema puts the signature first, where verifiers find it without
+	// walking the whole document (goxmldsig stops after 1,000 elements).
+	for i := len(signed.Child) - 1; i >= 0; i-- {
+		if sig, ok := signed.Child[i].(*etree.Element); ok && sig.Tag == "Signature" {
+			signed.RemoveChildAt(i)
+			signed.InsertChildAt(0, sig)
+			break
+		}
 	}
 	doc.SetRoot(signed)
 	out, _ := doc.WriteToString()

@@ -23,12 +23,12 @@ import (
 // the Response.
 func (p *Provider) signedAssertion(req *saml.IdpAuthnRequest, sp *ServiceProvider) (*etree.Element, error) {
 	s := signer{p.keys}
-	sig, err := s.signatureFor(req.Assertion.Element())
+	sig, err := s.signatureFor(assertionElement(req.Assertion))
 	if err != nil {
 		return nil, fmt.Errorf("saml: signing the assertion: %w", err)
 	}
 	req.Assertion.Signature = sig
-	el := req.Assertion.Element()
+	el := assertionElement(req.Assertion)
 	if !sp.encrypts() {
 		return el, nil
 	}
@@ -251,4 +251,17 @@ func (g gcm) Decrypt(key any, ciphertextEl *etree.Element) ([]byte, error) {
 		return nil, errors.New("saml: AES-GCM ciphertext too short")
 	}
 	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+}
+
+// assertionElement is the assertion's XML. crewjam writes xsi:type on every
+// AttributeValue; an empty one (a NameID value, eduPersonTargetedID) is not
+// a type, and is dropped.
+func assertionElement(a *saml.Assertion) *etree.Element {
+	el := a.Element()
+	for _, v := range el.FindElements(".//AttributeValue") {
+		if t := v.SelectAttr("xsi:type"); t != nil && t.Value == "" {
+			v.RemoveAttr("xsi:type")
+		}
+	}
+	return el
 }

@@ -157,6 +157,26 @@ func testCounters(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("ResetWithPrefix", func(t *testing.T) {
+		db := open(t)
+		keys := []string{"pw:c:a_b|ip:1", "pw:c:a_b|dev:x", "pw:c:aXb|ip:1", "pw:c:a_b", "pw:c:a%|ip:1", "pw:id:a_b"}
+		for _, key := range keys {
+			if _, err := db.HitCounter(ctx, key, t0, window); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := db.ResetCountersWithPrefix(ctx, "pw:c:a_b|")
+		if err != nil || n != 2 {
+			t.Fatalf("ResetCountersWithPrefix = %d, %v; want 2", n, err)
+		}
+		for i, key := range keys {
+			got, err := db.GetCounter(ctx, key, t0)
+			if want := map[bool]int{true: 0, false: 1}[i < 2]; err != nil || got.Count != want {
+				t.Errorf("%s: count %d (%v), want %d: \"_\" and \"%%\" must not act as wildcards", key, got.Count, err, want)
+			}
+		}
+	})
+
 	t.Run("InvalidHit", func(t *testing.T) {
 		db := open(t)
 		tests := []struct {
