@@ -46,6 +46,7 @@ type Store interface {
 	UndoCounter(ctx context.Context, key string, now time.Time) error
 	GetCounter(ctx context.Context, key string, now time.Time) (store.Counter, error)
 	ResetCounter(ctx context.Context, key string) error
+	ResetCountersWithPrefix(ctx context.Context, prefix string) (int, error)
 
 	// The append-only audit log.
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
