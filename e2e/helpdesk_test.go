@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
@@ -65,9 +69,93 @@ func TestHelpdeskResetCode(t *testing.T) {
 	user.logout(false)
 
 	desk.open("/admin/audit?user=" + u.ID)
-	desk.mustSee("helpdesk_reset_code_issued", "mfa_reset")
+	desk.mustSee("Reset code issued by the helpdesk", "MFA settings initialized", "Code issued by: "+testldap.Helpdesk.ID)
 	if strings.Contains(desk.text(), code) {
 		t.Error("the audit log shows the issued code")
 	}
 	desk.page("audit log", http.StatusOK)
+}
+
+// The console on a phone (375 px): a helpdesk worker takes a student's call
+// on the phone and reads the user page and the audit log there. Every cell
+// of the event tables must be on screen (the rows stack), and the events
+// read as words in both languages, with the staff member who issued a
+// reset code named on the completed reset.
+func TestConsoleOnAPhone(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	e := testenv.New(t, testenv.RequireMFA)
+	u := testldap.Alice
+
+	// The student forgets the password once, then resets with a code the
+	// helpdesk issues (HTTP is enough to make the events).
+	b := e.Browser()
+	lp := b.Follow(b.Get("/user/"))
+	b.Post("/login", url.Values{"csrf_token": {lp.Hidden(t, "csrf_token")}, "tx": {lp.Hidden(t, "tx")},
+		"username": {u.ID}, "password": {"wrong"}})
+
+	desk := newTab(t, e)
+	desk.open("/admin/")
+	desk.submitLogin(testldap.Helpdesk)
+	desk.registerAddress("helpdesk1.home@example.net", false)
+	desk.click("a.button")
+	desk.mustSee("Helpdesk and admin console")
+
+	rp := b.Get("/reset")
+	rp = b.Follow(b.Post("/reset/login", url.Values{"csrf_token": {rp.Hidden(t, "csrf_token")},
+		"username": {u.ID}, "password": {u.Password}}))
+	rp = b.Follow(b.Post("/reset/init", url.Values{"csrf_token": {rp.Hidden(t, "csrf_token")}}))
+	desk.open("/admin/action?action=reset-code&id=" + u.ID)
+	desk.check("admin-phone-verified")
+	desk.click(`form[action="/admin/action"] button[type=submit]`)
+	code := eval[string](desk, `document.querySelector('output.issued-code').textContent.trim()`)
+	if done := b.Post("/reset/confirm", url.Values{"csrf_token": {rp.Hidden(t, "csrf_token")}, "code": {code}}); done.Status != http.StatusSeeOther {
+		t.Fatalf("the reset with the helpdesk's code: %d", done.Status)
+	}
+
+	desk.do(chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile))
+	for _, screen := range []struct {
+		name, path string
+		words      []string
+	}{
+		{"user page", "/admin/user?id=" + u.ID, []string{"ログイン失敗", "Login failed", "パスワードの誤り", "Wrong password",
+			"多要素認証設定の初期化を完了", "MFA settings initialized", "コード発行者", "Code issued by", testldap.Helpdesk.ID}},
+		{"audit log", "/admin/audit?user=" + u.ID, []string{"初期化用確認コードを発行（ヘルプデスク）", "Reset code issued by the helpdesk",
+			"経路", "Via", "ヘルプデスク", "Helpdesk", "コード発行者", "Code issued by"}},
+	} {
+		desk.open(screen.path)
+		desk.mustSee(screen.words...)
+		text := desk.text()
+		for _, raw := range []string{"login_failed", "mfa_reset", "helpdesk_reset_code_issued", "issued_by=", "reason=", "wrong_password"} {
+			if strings.Contains(text, raw) {
+				t.Errorf("%s shows the identifier %q instead of words", screen.name, raw)
+			}
+		}
+		// Every cell of every event row is on the 375 px screen, with room
+		// for its words: none is cut off at the right or squeezed to nothing.
+		off := eval[[]string](desk, `Array.from(document.querySelectorAll('table.events td')).filter(td => {
+			const r = td.getBoundingClientRect();
+			return r.width < 100 || r.left < 0 || r.right > window.innerWidth;
+		}).map(td => td.textContent.trim().slice(0, 40))`)
+		cells := eval[int](desk, `document.querySelectorAll('table.events td').length`)
+		if cells == 0 || len(off) > 0 {
+			t.Errorf("%s at %d px: %d cells, these not fully on screen: %q", screen.name, phoneWidth, cells, off)
+		}
+		desk.shotPhone(screen.name)
+	}
+	desk.do(chromedp.EmulateViewport(desktopWidth, desktopHeight))
+	for _, path := range []string{"/admin/user?id=" + u.ID, "/admin/audit?user=" + u.ID} {
+		desk.open(path)
+		desk.page("checked "+path, http.StatusOK)
+	}
+}
+
+// shotPhone checks the page on screen at the phone width it is shown at
+// and photographs it as NAME-phone.png.
+func (tb *tab) shotPhone(step string) {
+	tb.t.Helper()
+	if w := eval[int](tb, `document.documentElement.scrollWidth`); w > phoneWidth {
+		tb.t.Errorf("%s: %d px wide on a %d px phone screen", step, w, phoneWidth)
+	}
+	tb.screenshot(fmt.Sprintf("%s-%02d-%s-phone.png", tb.name, tb.shots.Add(1), screenshotPrefix(step)))
 }

@@ -57,3 +57,11 @@ func (c Catalog) funcs() template.FuncMap {
 		},
 	}
 }
+
+// Message returns the catalog's text for key (the app's catalog, with any
+// overrides), for pages that choose words at run time, such as the
+// console's audit event words; ok is false for an unknown key.
+func (a *App) Message(key string) (m Message, ok bool) {
+	m, ok = a.pages.catalog[key]
+	return m, ok
+}

@@ -141,6 +141,17 @@ func TestHelpdeskCodeCompletesResetForUserWithoutAddress(t *testing.T) {
 	if strings.Contains(e.logs.String(), code) {
 		t.Error("the issued code appears in the logs")
 	}
+	// The viewer names the issuer on the completed reset, in words.
+	v := hb.get("/admin/audit?type=mfa_reset")
+	for _, want := range []string{`<span lang="en">MFA settings initialized</span>`, `<span lang="en">Code issued by</span>: ` + testldap.Helpdesk.ID,
+		`<span lang="ja">経路</span> / <span lang="en">Via</span>: <span lang="ja">ヘルプデスク</span>`} {
+		if !strings.Contains(v.body, want) {
+			t.Errorf("the audit viewer lacks %q", want)
+		}
+	}
+	if strings.Contains(v.body, "issued_by=") || strings.Contains(v.body, ">mfa_reset<") {
+		t.Error("the audit viewer shows identifiers instead of words")
+	}
 }
 
 // adminURLs are every console URL with every method a forger might try.
@@ -580,7 +591,7 @@ func TestAuditViewerFiltersPagesAndExports(t *testing.T) {
 		b.submitLogin(b.openLogin(), id, "wrong")
 	}
 
-	rowsOf := func(p page) int { return strings.Count(p.body, "<td>login_failed</td>") }
+	rowsOf := func(p page) int { return strings.Count(p.body, `class="evtype" href="/admin/audit?type=login_failed"`) }
 	p := hb.get("/admin/audit?type=login_failed")
 	if p.status != http.StatusOK || rowsOf(p) != 10 {
 		t.Fatalf("first page: %d, %d rows\n%s", p.status, rowsOf(p), p.body)

@@ -3,16 +3,13 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/idp"
-	"github.com/campusidp/campusidp/store"
 )
 
 // maxIDLength bounds a typed ID in a filter.
@@ -101,7 +98,7 @@ func (c *Console) handleAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	page.CSVURL = "/admin/audit.csv?" + vals.Encode()
 	for _, e := range events {
-		page.Events = append(page.Events, newAuditRow(e))
+		page.Events = append(page.Events, c.newAuditRow(e))
 	}
 	c.app.RenderPage(w, r, http.StatusOK, "admin_audit", page)
 }
@@ -145,25 +142,4 @@ func (c *csvResponse) Write(p []byte) (int, error) {
 		h.Set("Cache-Control", "no-store")
 	}
 	return c.w.Write(p)
-}
-
-// auditRow is one audit event as the console shows it.
-type auditRow struct {
-	ID                                           int64
-	Time, Type, Actor, Subject, ClientIP, Detail string
-}
-
-func newAuditRow(e store.AuditEvent) auditRow {
-	return auditRow{ID: e.ID, Time: e.Time.Local().Format("2006-01-02 15:04:05 MST"), Type: e.Type,
-		Actor: e.Actor, Subject: e.Subject, ClientIP: e.ClientIP, Detail: detailText(e.Detail)}
-}
-
-// detailText prints an event's detail as "key=value" pairs in key order.
-func detailText(d map[string]string) string {
-	keys := slices.Sorted(maps.Keys(d))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+"="+d[k])
-	}
-	return strings.Join(parts, ", ")
 }

@@ -120,7 +120,7 @@ func (c *Console) userStatus(ctx context.Context, staff *idp.Staff, u *ldapstore
 		return nil, err
 	}
 	for _, e := range events {
-		page.Events = append(page.Events, newAuditRow(e))
+		page.Events = append(page.Events, c.newAuditRow(e))
 	}
 	page.AuditURL = "/admin/audit?" + url.Values{"user": {u.ID}}.Encode()
 	page.Outranks = role > staff.Role
