@@ -631,6 +631,7 @@ func TestValidateRules(t *testing.T) {
 		{"per id limit zero", func(c *Config) { c.Security.PasswordBudget.PerID.Limit = 0 }, "security.password_budget.per_id.limit", "at least 1"},
 		{"per id limit above NIST", func(c *Config) { c.Security.PasswordBudget.PerID.Limit = 101 }, "security.password_budget.per_id.limit", "at most 100"},
 		{"per client limit zero", func(c *Config) { c.Security.PasswordBudget.PerClient.Limit = 0 }, "security.password_budget.per_client.limit", "at least 1"},
+		{"client auth budget zero", func(c *Config) { c.OIDC.ClientAuthBudget.PerIP.Limit = 0 }, "oidc.client_auth_budget.per_ip.limit", "at least 1"},
 		{"device cookie lifetime zero", func(c *Config) { c.Security.DeviceCookieLifetime = 0 }, "security.device_cookie_lifetime", "greater than 0"},
 
 		{"from with display name", func(c *Config) { c.Mail.From = "IdP <idp@example.ac.jp>" }, "mail.from", "bare address"},

@@ -79,6 +79,17 @@ type OIDC struct {
 	EmailVerified bool         `yaml:"email_verified"`
 	Claims        []OIDCClaim  `yaml:"claims"`
 	Clients       []OIDCClient `yaml:"clients"`
+	// ClientAuthBudget limits failed client authentications at the token,
+	// introspection and revocation endpoints; past it they answer 429
+	// before checking (and hashing) the secret.
+	ClientAuthBudget ClientAuthBudget `yaml:"client_auth_budget"`
+}
+
+// ClientAuthBudget counts failed client authentications per client ID and
+// per caller address.
+type ClientAuthBudget struct {
+	PerClient Budget `yaml:"per_client"`
+	PerIP     Budget `yaml:"per_ip"`
 }
 
 // OIDCKeys is how tokens are signed.
@@ -261,6 +272,10 @@ func defaultOIDC() OIDC {
 			MFA:      OIDCACRREFEDSMFA,
 		},
 		Claims: DefaultOIDCClaims(),
+		ClientAuthBudget: ClientAuthBudget{
+			PerClient: Budget{Limit: 50, Window: 15 * time.Minute},
+			PerIP:     Budget{Limit: 20, Window: 15 * time.Minute},
+		},
 	}
 }
 
@@ -308,6 +323,8 @@ func (o OIDC) validate(v *validator, p string) {
 	}
 	o.Keys.validate(v, p+".keys")
 	o.ACR.validate(v, p+".acr")
+	v.budget(p+".client_auth_budget.per_client", o.ClientAuthBudget.PerClient, 24*time.Hour)
+	v.budget(p+".client_auth_budget.per_ip", o.ClientAuthBudget.PerIP, 24*time.Hour)
 	v.attribute(p+".subject_attribute", o.SubjectAttribute, false)
 	hasSalt := v.secret(p+".pairwise_salt", o.PairwiseSalt, false)
 	if hasSalt && len(o.PairwiseSalt.Value()) < 16 {

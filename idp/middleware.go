@@ -34,6 +34,10 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
+// ClientIP returns the caller's address as the app decided it (see
+// server.trusted_proxies), for protocol front-ends' own limits.
+func ClientIP(ctx context.Context) string { return clientIP(ctx) }
+
 // clientIP returns the caller's address as decided by requestContext.
 func clientIP(ctx context.Context) string {
 	ip, _ := ctx.Value(ctxClientIP).(string)

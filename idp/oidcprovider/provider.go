@@ -236,9 +236,9 @@ func (p *Provider) Mount(app App) {
 	app.Handle("GET "+pathJWKS, p.op)
 	app.HandleProtocol(pathAuthorize, pathAuthorize, http.HandlerFunc(p.handleAuthorize))
 	app.Handle("GET "+pathCallback, http.HandlerFunc(p.handleCallback))
-	app.HandleProtocol("POST "+pathToken, "/oauth/", http.HandlerFunc(p.handleToken))
-	app.HandleProtocol("POST "+pathIntrospect, "/oauth/", noStore(p.op))
-	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.op)
+	app.HandleProtocol("POST "+pathToken, "/oauth/", p.limitClientAuth("token", http.HandlerFunc(p.handleToken)))
+	app.HandleProtocol("POST "+pathIntrospect, "/oauth/", p.limitClientAuth("introspection", noStore(p.op)))
+	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.limitClientAuth("revocation", p.op))
 	app.HandleProtocol(pathUserinfo, pathUserinfo, http.HandlerFunc(p.handleUserinfo))
 	app.HandleProtocol(pathEndSession, pathEndSession, http.HandlerFunc(p.handleEndSession))
 }

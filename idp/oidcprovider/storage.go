@@ -38,6 +38,10 @@ type Store interface {
 	RotateOIDCSigningKey(ctx context.Context, next store.OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error
 
 	Ping(ctx context.Context) error
+
+	// Failure budgets of client authentication (see clientauth.go).
+	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (store.Counter, error)
+	UndoCounter(ctx context.Context, key string, now time.Time) error
 }
 
 // Directory reads accounts afresh for userinfo answers and refreshes, so a

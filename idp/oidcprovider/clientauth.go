@@ -1,0 +1,124 @@
+package oidcprovider
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/metrics"
+)
+
+// limitClientAuth puts the failure budgets of oidc.client_auth_budget in
+// front of an endpoint where clients authenticate with a secret. Like the
+// password budgets, every request that presents a secret spends first (one
+// atomic store write per budget, so parallel guesses cannot overshoot),
+// and a request that authenticates gets its attempts back. Past a budget
+// the answer is 429 before the secret is checked: with a bcrypt secret,
+// checking is what a flood of wrong secrets would make expensive.
+func (p *Provider) limitClientAuth(endpoint string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			writeOAuthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("the request body is not a form"))
+			return
+		}
+		clientID, presented := presentedSecret(r)
+		if !presented {
+			// Nothing to guess: public clients prove themselves with PKCE
+			// and single-use codes.
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		now := p.now()
+		b := p.cfg.OIDC.ClientAuthBudget
+		ip := idp.ClientIP(ctx)
+		type spend struct {
+			key, typ string
+			limit    int
+			window   time.Duration
+		}
+		spends := []spend{{"oauth:ip:" + ip, metrics.KeyIP, b.PerIP.Limit, b.PerIP.Window}}
+		if _, known := p.storage.clients[clientID]; known {
+			// Unknown IDs get no key of their own (no unbounded key space);
+			// nothing slow is checked for them anyway.
+			spends = append(spends, spend{"oauth:client:" + clientID, metrics.KeyOAuth, b.PerClient.Limit, b.PerClient.Window})
+		}
+		var spent []string
+		var retry time.Time
+		refusedBy := ""
+		for _, s := range spends {
+			c, err := p.storage.store.HitCounter(ctx, s.key, now, s.window)
+			if err != nil {
+				p.log.ErrorContext(ctx, "client authentication budget unavailable", "error", err)
+				writeOAuthError(w, http.StatusServiceUnavailable, oidc.ErrServerError().WithDescription("the identity provider could not answer the request"))
+				return
+			}
+			spent = append(spent, s.key)
+			if c.Count <= s.limit {
+				continue
+			}
+			detail := map[string]string{"client_id": auditClientID(clientID, p), "endpoint": endpoint, "budget": s.typ}
+			if c.Count == s.limit+1 {
+				p.storage.audit(ctx, "oauth_client_auth_locked", "", detail)
+			}
+			if refusedBy == "" {
+				refusedBy = s.typ
+			}
+			if c.ResetAt.After(retry) {
+				retry = c.ResetAt
+			}
+		}
+		if refusedBy != "" {
+			p.storage.audit(ctx, "oauth_client_auth_throttled", "", map[string]string{
+				"client_id": auditClientID(clientID, p), "endpoint": endpoint, "budget": refusedBy})
+			p.app.Metrics().LimitTripped(metrics.LimitClient, refusedBy)
+			secs := int(retry.Sub(now).Seconds() + 0.999)
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			writeOAuthError(w, http.StatusTooManyRequests, oidc.ErrSlowDown().WithDescription("too many failed client authentications; retry later"))
+			return
+		}
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized {
+			p.storage.audit(ctx, "oauth_client_auth_failed", "", map[string]string{
+				"client_id": auditClientID(clientID, p), "endpoint": endpoint})
+			return
+		}
+		// Authenticated (or failed for another reason than the secret):
+		// not a guess, so the attempts go back.
+		for _, k := range spent {
+			if err := p.storage.store.UndoCounter(ctx, k, now); err != nil {
+				p.log.WarnContext(ctx, "returning client authentication attempt failed", "error", err)
+			}
+		}
+	})
+}
+
+// presentedSecret returns the client ID of a request that presents a
+// client secret (HTTP Basic or client_secret in the form).
+func presentedSecret(r *http.Request) (clientID string, ok bool) {
+	if id, _, basic := r.BasicAuth(); basic {
+		if unescaped, err := url.QueryUnescape(id); err == nil {
+			id = unescaped
+		}
+		return id, true
+	}
+	if r.PostForm.Has("client_secret") {
+		return r.PostForm.Get("client_id"), true
+	}
+	return "", false
+}
+
+// auditClientID keeps caller-chosen strings out of the audit log: only
+// registered client IDs are recorded as sent.
+func auditClientID(id string, p *Provider) string {
+	if _, ok := p.storage.clients[id]; ok {
+		return id
+	}
+	return "(unknown)"
+}
