@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/campusidp/campusidp/store"
 )
@@ -134,16 +135,21 @@ func detailText(d map[string]string) string {
 }
 
 // csvSafe keeps a spreadsheet from reading a cell as a formula: cells that
-// begin (after any blanks) with = + - @, a tab or a carriage return get a
-// leading apostrophe. Audit cells carry typed IDs and user agents, so an
+// begin (after any blanks, ideographic spaces included) with = + - @, their
+// full-width forms ＝ ＋ － ＠ (which spreadsheets in Japanese locales
+// convert to formulas too) or a minus sign, a tab or a carriage return get
+// a leading apostrophe. Audit cells carry typed IDs and user agents, so an
 // attacker could otherwise plant a formula for staff to open.
 func csvSafe(s string) string {
-	trimmed := strings.TrimLeft(s, " ")
+	trimmed := strings.TrimLeft(s, " \u3000")
 	if trimmed == "" {
 		return s
 	}
-	switch trimmed[0] {
-	case '=', '+', '-', '@', '\t', '\r':
+	r, _ := utf8.DecodeRuneInString(trimmed)
+	switch r {
+	case '=', '+', '-', '@', '\t', '\r',
+		'\uFF1D', '\uFF0B', '\uFF0D', '\uFF20', // ＝ ＋ － ＠
+		'\u2212', '\uFE62', '\uFE63', '\uFE66', '\uFE6B': // − and the small forms ﹢ ﹣ ﹦ ﹫
 		return "'" + s
 	}
 	return s
