@@ -234,6 +234,30 @@ type MFA struct {
 	Enrollment             string        `yaml:"enrollment"`
 	Email                  EmailOTP      `yaml:"email"`
 	TrustedBrowserLifetime time.Duration `yaml:"trusted_browser_lifetime"`
+	WebAuthn               WebAuthn      `yaml:"webauthn"`
+}
+
+// WebAuthn is the security-key and passkey factor (phishing-resistant).
+type WebAuthn struct {
+	// Enabled offers the factor on the settings and login pages.
+	Enabled bool `yaml:"enabled"`
+	// RPID is the relying-party ID credentials are bound to; empty means the
+	// host of server.public_url. A parent domain of that host makes the
+	// credentials valid on its other hosts too.
+	RPID string `yaml:"rp_id"`
+	// UserVerification asks authenticators for a PIN or biometric:
+	// "preferred", "required" or "discouraged".
+	UserVerification string `yaml:"user_verification"`
+	// AllowedAAGUIDs, when set, limits registration to these authenticator
+	// models (a campus that issues keys); attestation is then requested.
+	AllowedAAGUIDs []string `yaml:"allowed_aaguids"`
+	// MaxCredentials caps the keys one user may register.
+	MaxCredentials int `yaml:"max_credentials"`
+	// Timeout is how long the browser has to complete one ceremony.
+	Timeout time.Duration `yaml:"timeout"`
+	// Passwordless offers "Sign in with a passkey" on the login page:
+	// discoverable credentials with user verification, no password typed.
+	Passwordless bool `yaml:"passwordless"`
 }
 
 // EmailOTP is the mailed one-time code factor and its reset flow.
@@ -386,6 +410,12 @@ func Default() Config {
 				PlaceholderAddress:  "id00000000@mail2.adm.example.ac.jp",
 			},
 			TrustedBrowserLifetime: 720 * time.Hour,
+			WebAuthn: WebAuthn{
+				Enabled:          true,
+				UserVerification: "preferred",
+				MaxCredentials:   10,
+				Timeout:          5 * time.Minute,
+			},
 		},
 		Log:     Log{Level: "info", Format: LogJSON},
 		Admin:   defaultAdmin(),

@@ -113,6 +113,10 @@ type OIDCACR struct {
 	// own acr, e.g. a higher assurance for the authenticator app than for
 	// mailed codes. A method left empty asserts MFA.
 	Methods OIDCACRMethods `yaml:"methods"`
+	// PhishingResistant, when set, is an acr value a relying party may ask
+	// for to get a security key or passkey login only; such a login
+	// asserts it unless methods.webauthn gives its own value.
+	PhishingResistant string `yaml:"phishing_resistant"`
 }
 
 // OIDCACRMethods are per-factor acr values; the field names follow the
@@ -122,13 +126,14 @@ type OIDCACRMethods struct {
 	TOTP           string `yaml:"totp"`
 	RecoveryCode   string `yaml:"recovery_code"`
 	TrustedBrowser string `yaml:"trusted_browser"`
+	WebAuthn       string `yaml:"webauthn"`
 }
 
 // byMethod lists the configured values by factor method.
 func (m OIDCACRMethods) byMethod() map[string]string {
 	out := map[string]string{}
 	for k, v := range map[string]string{"email_otp": m.EmailOTP, "totp": m.TOTP,
-		"recovery_code": m.RecoveryCode, "trusted_browser": m.TrustedBrowser} {
+		"recovery_code": m.RecoveryCode, "trusted_browser": m.TrustedBrowser, "webauthn": m.WebAuthn} {
 		if v != "" {
 			out[k] = v
 		}
@@ -150,13 +155,23 @@ func (a OIDCACR) For(mfa bool, method string) string {
 	if v, ok := a.Methods.byMethod()[method]; ok {
 		return v
 	}
+	if method == "webauthn" && a.PhishingResistant != "" {
+		return a.PhishingResistant
+	}
 	return a.MFA
+}
+
+// DemandsPhishingResistant reports whether an acr value asked for by a
+// relying party allows only a security key or passkey.
+func (a OIDCACR) DemandsPhishingResistant(acr string) bool {
+	return acr != "" && (acr == a.PhishingResistant || acr == a.Methods.WebAuthn)
 }
 
 // Demands reports whether an acr value asked for by a relying party
 // requires a second factor.
 func (a OIDCACR) Demands(acr string) bool {
-	return acr == a.MFA || acr == OIDCACRREFEDSMFA || slices.Contains(a.Methods.Values(), acr)
+	return acr == a.MFA || acr == OIDCACRREFEDSMFA || slices.Contains(a.Methods.Values(), acr) ||
+		(acr != "" && acr == a.PhishingResistant)
 }
 
 // OIDCClaim maps one claim to where its value comes from and the scope
@@ -375,6 +390,14 @@ func (a OIDCACR) validate(v *validator, p string) {
 	}
 	if a.Password != "" && a.Password == a.MFA {
 		v.add(p+".mfa", "must differ from oidc.acr.password, or relying parties cannot tell an MFA login")
+	}
+	if a.PhishingResistant != "" {
+		switch {
+		case !scopeToken.MatchString(a.PhishingResistant):
+			v.add(p+".phishing_resistant", "must be one token without spaces or quotes, such as a URI (got %q)", a.PhishingResistant)
+		case a.PhishingResistant == a.Password || a.PhishingResistant == a.MFA:
+			v.add(p+".phishing_resistant", "must differ from oidc.acr.password and oidc.acr.mfa, or relying parties cannot tell a security-key login")
+		}
 	}
 	methods := a.Methods.byMethod()
 	for _, method := range slices.Sorted(maps.Keys(methods)) {

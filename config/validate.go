@@ -113,7 +113,21 @@ func (c *Config) Validate(own ...Part) error {
 	c.Admin.validate(v, "admin")
 	c.OIDC.validate(v, "oidc")
 	c.Metrics.validate(v, "metrics")
+	c.validateRPID(v)
 	return errors.Join(v.errs...)
+}
+
+// validateRPID checks that browsers will accept the WebAuthn RP ID on
+// this site: the public host itself or a parent domain of it.
+func (c *Config) validateRPID(v *validator) {
+	rp := c.MFA.WebAuthn.RPID
+	u, err := url.Parse(c.Server.PublicURL)
+	if rp == "" || !isHostname(rp) || err != nil || u.Hostname() == "" {
+		return
+	}
+	if host := strings.ToLower(u.Hostname()); host != rp && !strings.HasSuffix(host, "."+rp) {
+		v.add("mfa.webauthn.rp_id", "must be the host of server.public_url (%s) or a parent domain of it (got %q)", host, rp)
+	}
 }
 
 type validator struct{ errs []error }
@@ -556,6 +570,28 @@ func (m MFA) validate(v *validator, p string) {
 	v.oneOf(p+".enrollment", m.Enrollment, EnrollmentRequired, EnrollmentOptional)
 	m.Email.validate(v, p+".email")
 	v.duration(p+".trusted_browser_lifetime", m.TrustedBrowserLifetime, 366*24*time.Hour)
+	m.WebAuthn.validate(v, p+".webauthn")
+}
+
+var aaguidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (w WebAuthn) validate(v *validator, p string) {
+	v.oneOf(p+".user_verification", w.UserVerification, "preferred", "required", "discouraged")
+	if w.RPID != "" && !isHostname(w.RPID) {
+		v.add(p+".rp_id", "is not a lower-case domain name such as example.ac.jp (got %q)", w.RPID)
+	}
+	for i, id := range w.AllowedAAGUIDs {
+		if !aaguidPattern.MatchString(id) {
+			v.add(fmt.Sprintf("%s.allowed_aaguids[%d]", p, i), "is not a lower-case AAGUID such as cb69481e-8ff7-4039-93ec-0a2729a154a8 (got %q)", id)
+		}
+	}
+	v.intRange(p+".max_credentials", w.MaxCredentials, 1, 100)
+	if v.duration(p+".timeout", w.Timeout, time.Hour) && w.Timeout < 30*time.Second {
+		v.add(p+".timeout", "must be at least 30s (got %s)", formatDuration(w.Timeout))
+	}
+	if w.Passwordless && !w.Enabled {
+		v.add(p+".passwordless", "needs mfa.webauthn.enabled")
+	}
 }
 
 func (e EmailOTP) validate(v *validator, p string) {

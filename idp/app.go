@@ -131,6 +131,7 @@ type App struct {
 	brand     *brandAssets
 	codes     *mfa.Codes
 	box       *mfa.SecretBox
+	keys      KeyFactor // security keys, when plugged in (SetKeyFactor)
 	mux       *http.ServeMux
 	handler   http.Handler
 	// csrfExempt are path prefixes of protocol endpoints (HandleProtocol).

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,14 @@ type TOTPFactor struct {
 	LastStep int64 `json:"last_step"`
 }
 
+// KeysFactor summarises the user's security keys and passkeys, kept by the
+// security-key plug-in (see KeyFactor), so the login steps know of them
+// without reading the credentials.
+type KeysFactor struct {
+	Count    int       `json:"count"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
 // Factor methods, as recorded in sessions, audit events and AuthResult.
 const (
 	methodEmail          = "email_otp"
@@ -56,6 +65,7 @@ const (
 type Factors struct {
 	Email *EmailFactor `json:"email,omitempty"`
 	TOTP  *TOTPFactor  `json:"totp,omitempty"`
+	Keys  *KeysFactor  `json:"keys,omitempty"`
 	// Recovery holds keyed hashes of the unused recovery codes.
 	Recovery []string `json:"recovery,omitempty"`
 	// Preferred is the method used last ("email_otp" or "totp"); the login
@@ -65,11 +75,15 @@ type Factors struct {
 }
 
 // Enrolled reports whether the user has any second factor.
-func (f *Factors) Enrolled() bool { return f != nil && (f.Email != nil || f.TOTP != nil) }
+func (f *Factors) Enrolled() bool {
+	return f != nil && (f.Email != nil || f.TOTP != nil || f.Keys != nil)
+}
 
 // DefaultMethod is the factor the login page shows first.
 func (f *Factors) DefaultMethod() string {
 	switch {
+	case f.Keys != nil && (f.Preferred == MethodSecurityKey || (f.Email == nil && f.TOTP == nil)):
+		return MethodSecurityKey
 	case f.Preferred == methodEmail && f.Email != nil, f.TOTP == nil:
 		return methodEmail
 	default:
@@ -157,6 +171,15 @@ func (a *App) updateFactors(ctx context.Context, userID string, edit func(f *Fac
 
 func (a *App) clearFactors(ctx context.Context, userID string) error {
 	defer a.forgetFactors(ctx, userID)
+	if a.keys != nil {
+		n, err := a.keys.RemoveKeys(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("idp: removing security keys: %w", err)
+		}
+		if n > 0 {
+			a.audit(ctx, "webauthn_removed", userID, map[string]string{"count": strconv.Itoa(n), "reason": "factors_cleared"})
+		}
+	}
 	if err := a.store.DeleteRecord(ctx, recordFactors, userID); err != nil {
 		return fmt.Errorf("idp: clearing factors: %w", err)
 	}

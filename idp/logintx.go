@@ -36,6 +36,9 @@ type AuthRequest struct {
 	MaxAge *time.Duration
 	// ForceLogin demands a fresh password check in this transaction.
 	ForceLogin bool
+	// KeysOnly demands a phishing-resistant factor: a security key or
+	// passkey; no other factor (nor a trusted browser) satisfies it.
+	KeysOnly bool `json:",omitempty"`
 }
 
 // LoginTx is a login transaction: one request's progress through the steps.

@@ -28,7 +28,7 @@ type Mailer interface {
 }
 
 // mailNames lists every mail body; New fails if one is missing.
-var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done", "recovery_used"}
+var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done", "recovery_used", "key_added", "key_removed"}
 
 type mailer struct {
 	texts   map[string]*template.Template
@@ -66,6 +66,7 @@ type mailData struct {
 	NewAddress string
 	When       string
 	Remaining  int
+	KeyName    string // a security key's name
 }
 
 // compose renders a bilingual mail; subjects come from the catalog as

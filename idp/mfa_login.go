@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -20,6 +21,8 @@ type mfaPage struct {
 	LockedUntil string
 	// OtherMethod links to the other factor's page when the user has both.
 	OtherMethod string
+	// HasKeys links to the security-key page.
+	HasKeys bool
 }
 
 func (p mfaPage) lockEnd() string { return p.LockedUntil }
@@ -70,11 +73,18 @@ func (a *App) handleMFAPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a.renderMFA(w, r, http.StatusOK, tx, u, f, pageMethod(f, r.URL.Query().Get("method")), "", nil)
+	method := pageMethod(f, r.URL.Query().Get("method"))
+	if a.keys != nil && (method == MethodSecurityKey || tx.Request.KeysOnly) {
+		// The security-key step is the plug-in's page.
+		http.Redirect(w, r, "/mfa/key?tx="+url.QueryEscape(tx.ID), http.StatusSeeOther)
+		return
+	}
+	a.renderMFA(w, r, http.StatusOK, tx, u, f, method, "", nil)
 }
 
 func (a *App) renderMFA(w http.ResponseWriter, r *http.Request, status int, tx *LoginTx, u *SessionUser, f *Factors, method, errKey string, cause error) {
-	page := mfaPage{Method: method, TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause)}
+	page := mfaPage{Method: method, TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause),
+		HasKeys: a.keys != nil && f.Keys != nil}
 	name := "mfa_email"
 	if method == methodTOTP {
 		name = "mfa_app"

@@ -30,6 +30,8 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	if l, ok := data.(interface{ lockEnd() string }); ok {
 		v.LockedUntil = l.lockEnd()
+	} else if l, ok := data.(interface{ LockEnd() string }); ok {
+		v.LockedUntil = l.LockEnd() // a plug-in's page (another package)
 	}
 	if b, ok := data.(interface{ backLink() (string, string) }); ok {
 		v.Back, v.BackLabel = b.backLink()

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
@@ -98,6 +99,8 @@ type settingsPage struct {
 	Secret       string       // the same secret, for typing into the app
 	AppEnrolled  string       // when the current app was registered
 	EmailEnabled bool
+	// KeysEnabled shows the security-key tab (the plug-in is mounted).
+	KeysEnabled bool
 
 	// Recovery codes: shown once when issued; the count otherwise.
 	RecoveryCodes []string
@@ -129,9 +132,16 @@ func (a *App) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 	if acc.Tx != nil {
 		page.TxID = acc.Tx.ID
 	}
-	if page.Tab != "app" {
+	switch {
+	case page.Tab == tabKey && a.keys != nil && page.Complete:
+	case page.Tab == tabKey && a.keys != nil:
+		// The security-key tab is the plug-in's own page.
+		http.Redirect(w, r, "/user/otp/keys"+strings.TrimPrefix(settingsURL(acc), "/user/otp"), http.StatusSeeOther)
+		return
+	case page.Tab != "app":
 		page.Tab = "email"
 	}
+	page.KeysEnabled = a.keys != nil
 	if f.Email != nil {
 		page.Current = mfa.MaskAddress(f.Email.Address)
 	}
@@ -254,7 +264,7 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 
 // factorRegistered finishes a setup: the grant is spent, a waiting login
 // counts the factor, and the first factor comes with recovery codes.
-func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc settingsAccess, method, tab string) {
+func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc settingsAccess, method, tab string, amr ...string) {
 	ctx := r.Context()
 	page := settingsPage{Complete: true, Tab: tab}
 	switch acc.Mode {
@@ -265,7 +275,7 @@ func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc setti
 	case "enroll":
 		// Confirming a code of the new factor proves it for the login that
 		// is waiting on it.
-		if err := a.recordFactor(ctx, acc.Tx, acc.UserID, method); err != nil {
+		if err := a.recordFactor(ctx, acc.Tx, acc.UserID, method, amr...); err != nil {
 			a.serverError(w, r, err)
 			return
 		}

@@ -148,6 +148,9 @@ func (a *App) ClearFactors(ctx context.Context, actor, userID string) (EndedSess
 	for _, m := range factorInfos(f) {
 		methods = append(methods, m.Method)
 	}
+	if f.Keys != nil {
+		methods = append(methods, MethodSecurityKey)
+	}
 	detail["methods"] = strings.Join(methods, " ")
 	if err := a.auditAs(ctx, "admin_factors_cleared", actor, u.ID, detail); err != nil {
 		return ended, err

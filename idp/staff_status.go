@@ -25,7 +25,8 @@ type AccountStatus struct {
 
 // FactorInfo is one registered second factor as staff see it.
 type FactorInfo struct {
-	// Method is "email" or "totp".
+	// Method is "email", "totp" or "webauthn" (one row per security key,
+	// Detail its name and model).
 	Method string
 	// Detail is the masked address of an email factor ("" otherwise).
 	Detail     string
@@ -64,6 +65,19 @@ func (a *App) AccountStatus(ctx context.Context, userID string) (*AccountStatus,
 		return nil, err
 	}
 	st := &AccountStatus{Factors: factorInfos(f), RecoveryCodes: len(f.Recovery), FactorsUpdated: f.UpdatedAt}
+	if a.keys != nil {
+		keys, err := a.keys.Keys(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			detail := k.Name
+			if k.AAGUID != "" {
+				detail += " (AAGUID " + k.AAGUID + ")"
+			}
+			st.Factors = append(st.Factors, FactorInfo{Method: MethodSecurityKey, Detail: detail, EnrolledAt: k.Created, LastUsed: k.LastUsed})
+		}
+	}
 	if st.TrustedBrowsers, err = a.TrustedBrowsers(ctx, userID); err != nil {
 		return nil, err
 	}

@@ -45,6 +45,9 @@ func (a *App) pendingStep(ctx context.Context, tx *LoginTx) (step, error) {
 	if tx.Request.ForceLogin && tx.FactorAt.IsZero() {
 		factorDone = false
 	}
+	if tx.Request.KeysOnly && st.FactorMethod != MethodSecurityKey {
+		factorDone = false
+	}
 	switch {
 	case factorDone:
 		return stepDone, nil
@@ -67,7 +70,7 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 	}
 	if st == stepFactor {
 		u := a.currentUser(ctx)
-		if !tx.Request.ForceLogin && a.browserTrusted(ctx, r, u.ID) {
+		if !tx.Request.ForceLogin && !tx.Request.KeysOnly && a.browserTrusted(ctx, r, u.ID) {
 			if err := a.recordFactor(ctx, tx, u.ID, methodTrustedBrowser); err != nil {
 				a.serverError(w, r, err)
 				return
@@ -84,7 +87,7 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 		// so it is waiting when the page opens, unless a code mailed for an
 		// earlier login is still valid: then the page says so and nothing is
 		// sent (a reload or a new login must not mail again).
-		if f.DefaultMethod() == methodEmail && tx.CodeSentAt.IsZero() {
+		if f.DefaultMethod() == methodEmail && !tx.Request.KeysOnly && tx.CodeSentAt.IsZero() {
 			sent, err := a.codes.Outstanding(ctx, a.loginSubject(ctx, u.ID))
 			switch {
 			case err != nil:
@@ -136,8 +139,9 @@ func (a *App) nextURL(ctx context.Context, tx *LoginTx) (string, error) {
 }
 
 // recordFactor marks the second factor done in the session and transaction.
-// The session token is renewed: this is a privilege change.
-func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method string) error {
+// The session token is renewed: this is a privilege change. amr, when
+// given, names the factor (RFC 8176) instead of "otp".
+func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method string, amr ...string) error {
 	if err := a.renewAndBind(ctx, userID); err != nil {
 		return err
 	}
@@ -145,11 +149,14 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 	st := a.authState(ctx)
 	next := &AuthState{AuthTime: st.AuthTime, FactorAt: now, FactorMethod: method}
 	// A trusted browser proves an earlier factor, not one done now.
-	amr := []string{"mfa"}
-	if method != methodTrustedBrowser {
-		amr = []string{"otp", "mfa"}
+	factorAMR := []string{"mfa"}
+	switch {
+	case len(amr) > 0:
+		factorAMR = append(append([]string(nil), amr...), "mfa")
+	case method != methodTrustedBrowser:
+		factorAMR = []string{"otp", "mfa"}
 	}
-	next.AMR = mergeAMR(st.AMR, amr)
+	next.AMR = mergeAMR(st.AMR, factorAMR)
 	a.sessions.Put(ctx, sessAuth, next)
 	a.audit(ctx, "mfa_success", userID, map[string]string{"method": method})
 	a.observeFactor(method, "")

@@ -18,6 +18,7 @@ import (
 	"github.com/campusidp/campusidp/idp/admin"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
+	"github.com/campusidp/campusidp/idp/securitykeys"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mail"
 	"github.com/campusidp/campusidp/metrics"
@@ -187,6 +188,12 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	}
 	in.app.Handle("GET /readyz", in.ready)
 	if err := admin.Mount(in.app, cfg, logger); err != nil {
+		in.Close()
+		return nil, err
+	}
+	if _, err := securitykeys.Mount(securitykeys.Options{App: in.app, Store: db, Logger: logger}); errors.Is(err, securitykeys.ErrNoDomain) {
+		logger.WarnContext(ctx, "security keys are off: server.public_url has an IP address, and browsers need a host name for them")
+	} else if err != nil {
 		in.Close()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/admin"
+	"github.com/campusidp/campusidp/idp/securitykeys"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
 	"github.com/campusidp/campusidp/ldapstore"
@@ -96,6 +98,13 @@ func (s *SyncBuffer) String() string {
 // Option changes the configuration before the app is built.
 type Option func(*config.Config, *ldapstore.Config)
 
+// Localhost serves the IdP as http://localhost:port instead of
+// 127.0.0.1: browsers accept no IP address as a WebAuthn relying-party ID,
+// so security keys are mounted only with a host name.
+func Localhost(c *config.Config, _ *ldapstore.Config) {
+	c.Server.PublicURL = strings.Replace(c.Server.PublicURL, "://127.0.0.1:", "://localhost:", 1)
+}
+
 // RequireMFA makes every user register and use a second factor.
 func RequireMFA(c *config.Config, _ *ldapstore.Config) { c.MFA.Enrollment = config.EnrollmentRequired }
 
@@ -110,7 +119,10 @@ type Env struct {
 	DB        *store.DB
 	Clock     *Clock
 	App       *idp.App
-	Server    *httptest.Server
+	// Keys is the security-key factor; nil unless the public URL has a
+	// host name (option Localhost).
+	Keys   *securitykeys.Keys
+	Server *httptest.Server
 	// Logs holds the app's debug log; it is printed when the test fails.
 	Logs *SyncBuffer
 
@@ -177,6 +189,10 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 	if err := admin.Mount(app, &cfg, logger); err != nil {
 		t.Fatalf("testenv: console: %v", err)
 	}
+	keys, err := securitykeys.Mount(securitykeys.Options{App: app, Store: db, Logger: logger})
+	if err != nil && !errors.Is(err, securitykeys.ErrNoDomain) {
+		t.Fatalf("testenv: security keys: %v", err)
+	}
 	srv.Config.Handler = app.Handler()
 	srv.Start()
 	// Registered again so the server stops before the store and directory
@@ -187,7 +203,8 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 			t.Logf("idp log:\n%s", LastLines(logs.String(), 40))
 		}
 	})
-	return &Env{Config: &cfg, LDAP: ls, Directory: dir, SMTP: smtpSrv, DB: db, Clock: clk, App: app, Server: srv, Logs: logs, t: t}
+	return &Env{Config: &cfg, LDAP: ls, Directory: dir, SMTP: smtpSrv, DB: db, Clock: clk, App: app, Keys: keys,
+		Server: srv, Logs: logs, t: t}
 }
 
 // URL returns the absolute URL of a path on the IdP.

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open) })
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, open) })
 	t.Run("OIDC", func(t *testing.T) { testOIDC(t, open) })
+	t.Run("WebAuthn", func(t *testing.T) { testWebAuthn(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := open(t).Ping(context.Background()); err != nil {
 			t.Fatalf("Ping: %v", err)

@@ -1,0 +1,379 @@
+package securitykeys_test
+
+import (
+	"context"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/internal/testenv"
+	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/store"
+)
+
+// browser is a cookie-keeping client that shows every redirect.
+type browser struct {
+	t      *testing.T
+	env    *testenv.Env
+	base   string
+	client *http.Client
+}
+
+func newBrowser(t *testing.T, env *testenv.Env) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, env: env, base: env.Config.Server.PublicURL, client: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}}
+}
+
+type page struct {
+	status   int
+	body     string
+	location string
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location")}
+}
+
+func (b *browser) get(path string) page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values) page {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+func (b *browser) follow(p page) page {
+	b.t.Helper()
+	for i := 0; i < 10 && p.status >= 300 && p.status < 400; i++ {
+		loc := p.location
+		if u, err := url.Parse(loc); err == nil && u.IsAbs() {
+			loc = u.RequestURI()
+		}
+		p = b.get(loc)
+	}
+	return p
+}
+
+var (
+	hiddenRe  = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+	optionsRe = regexp.MustCompile(`data-options="([^"]*)"`)
+)
+
+func (p page) hidden(t *testing.T, name string) string {
+	t.Helper()
+	for _, m := range hiddenRe.FindAllStringSubmatch(p.body, -1) {
+		if m[1] == name {
+			return html.UnescapeString(m[2])
+		}
+	}
+	t.Fatalf("no hidden field %q on page (status %d):\n%s", name, p.status, p.body)
+	return ""
+}
+
+func (p page) options(t *testing.T) string {
+	t.Helper()
+	m := optionsRe.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no WebAuthn options on page (status %d):\n%s", p.status, p.body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// login signs in with the password and returns the page it lands on.
+func (b *browser) login(u testldap.User) page {
+	b.t.Helper()
+	p := b.follow(b.get("/user/"))
+	return b.follow(b.post("/login", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")},
+		"username": {u.ID}, "password": {u.Password}}))
+}
+
+// registerEmail registers addr as the user's email factor.
+func (b *browser) registerEmail(addr string) {
+	b.t.Helper()
+	p := b.follow(b.get("/user/otp"))
+	b.follow(b.post("/user/otp/email/send", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")}, "address": {addr}}))
+	code := b.env.CodeFrom(addr, testenv.OTPSubject)
+	p = b.post("/user/otp/email/confirm", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")}, "code": {code}})
+	if p.status != http.StatusOK {
+		b.t.Fatalf("email confirm: status %d\n%s", p.status, p.body)
+	}
+}
+
+// registerKey registers k under name from the settings tab and returns
+// the result page.
+func (b *browser) registerKey(k *softKey, name, origin string) page {
+	b.t.Helper()
+	p := b.follow(b.get("/user/otp/keys"))
+	if p.status != http.StatusOK {
+		b.t.Fatalf("keys page: status %d\n%s", p.status, p.body)
+	}
+	return b.post("/user/otp/keys/register", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")},
+		"name": {name}, "credential": {k.create(b.t, p.options(b.t), origin)}})
+}
+
+func keyEnv(t *testing.T) *testenv.Env {
+	env := testenv.New(t, testenv.Localhost, testenv.RequireMFA)
+	if env.Keys == nil {
+		t.Fatal("security keys are not mounted on a localhost public URL")
+	}
+	return env
+}
+
+func origin(env *testenv.Env) string { return strings.TrimSuffix(env.Config.Server.PublicURL, "/") }
+
+// keyLoginPage signs in with the password and opens the key step.
+func keyLoginPage(t *testing.T, b *browser) page {
+	t.Helper()
+	p := b.login(testldap.Alice)
+	if !strings.Contains(p.body, `action="/mfa/key"`) {
+		p = b.get("/mfa/key?tx=" + url.QueryEscape(p.hidden(t, "tx")))
+	}
+	if p.status != http.StatusOK || !strings.Contains(p.body, `action="/mfa/key"`) {
+		t.Fatalf("expected the security-key step, got status %d:\n%s", p.status, p.body)
+	}
+	return p
+}
+
+func submitKey(b *browser, p page, credential string) page {
+	return b.post("/mfa/key", url.Values{"csrf_token": {p.hidden(b.t, "csrf_token")}, "tx": {p.hidden(b.t, "tx")},
+		"credential": {credential}})
+}
+
+func auditTypes(t *testing.T, env *testenv.Env, user string) []store.AuditEvent {
+	t.Helper()
+	events, err := env.DB.ListAudit(context.Background(), store.AuditFilter{Subject: user, Limit: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+func hasAudit(events []store.AuditEvent, typ, key, value string) bool {
+	return slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Type == typ && (key == "" || e.Detail[key] == value)
+	})
+}
+
+func TestRegisterKeyThenLoginWithIt(t *testing.T) {
+	env := keyEnv(t)
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	key := newSoftKey(t, "localhost")
+	p := b.registerKey(key, "YubiKey", origin(env))
+	if p.status != http.StatusOK || !strings.Contains(p.body, "otp.complete") && !strings.Contains(p.body, "設定が完了しました") {
+		t.Fatalf("registration: status %d\n%s", p.status, p.body)
+	}
+	creds, err := env.DB.WebAuthnCredentials(context.Background(), "alice")
+	if err != nil || len(creds) != 1 || creds[0].Name != "YubiKey" {
+		t.Fatalf("stored credentials = %+v, %v", creds, err)
+	}
+	list := b.get("/user/otp/keys")
+	if !strings.Contains(list.body, "YubiKey") || !strings.Contains(list.body, "<code>hwk</code>") {
+		t.Fatalf("the keys tab does not list the key:\n%s", list.body)
+	}
+
+	// A new browser: password, then the key (the only factor, so the
+	// default one).
+	b2 := newBrowser(t, env)
+	lp := keyLoginPage(t, b2)
+	done := b2.follow(submitKey(b2, lp, key.get(t, lp.options(t), origin(env))))
+	if done.status != http.StatusOK || !strings.Contains(done.body, "<code>hwk</code>") || !strings.Contains(done.body, "<code>mfa</code>") {
+		t.Fatalf("after the key: status %d\n%s", done.status, done.body)
+	}
+	if c, _ := env.DB.GetWebAuthnCredential(context.Background(), creds[0].ID); c.SignCount != 1 || c.LastUsed.IsZero() {
+		t.Fatalf("use not recorded: %+v", c)
+	}
+	if !hasAudit(auditTypes(t, env, "alice"), "mfa_success", "method", "webauthn") {
+		t.Fatal("no mfa_success audit event with method webauthn")
+	}
+}
+
+// TestKeyAssertionRefused: an assertion made for another origin (a
+// phishing page relaying the ceremony), one whose counter did not grow (a
+// cloned key or a replay), and a replayed answer are all refused.
+func TestKeyAssertionRefused(t *testing.T) {
+	env := keyEnv(t)
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	key := newSoftKey(t, "localhost")
+	b.registerKey(key, "Key", origin(env))
+	ok := func(b *browser) {
+		lp := keyLoginPage(t, b)
+		if p := submitKey(b, lp, key.get(t, lp.options(t), origin(env))); p.status != http.StatusSeeOther {
+			t.Fatalf("genuine assertion: status %d\n%s", p.status, p.body)
+		}
+	}
+	ok(newBrowser(t, env)) // counter now 1
+
+	tests := []struct {
+		name   string
+		answer func(options string) string
+		reason string
+	}{
+		{"other origin", func(o string) string { return key.get(t, o, "https://idp.evil.example") }, "origin"},
+		{"other port", func(o string) string { return key.get(t, o, "http://localhost:1") }, "origin"},
+		{"counter not increased (clone)", func(o string) string { return key.getAt(t, o, origin(env), 1) }, "cloned"},
+		{"counter went back", func(o string) string { return key.getAt(t, o, origin(env), 0) }, "cloned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBrowser(t, env)
+			lp := keyLoginPage(t, b)
+			p := submitKey(b, lp, tt.answer(lp.options(t)))
+			if p.status != http.StatusBadRequest || !strings.Contains(p.body, "could not be verified") {
+				t.Fatalf("status %d, want 400 with the refusal\n%s", p.status, p.body)
+			}
+			if !hasAudit(auditTypes(t, env, "alice"), "mfa_failure", "reason", tt.reason) {
+				t.Fatalf("no mfa_failure audit with reason %q", tt.reason)
+			}
+			// The refused browser is not signed in with the factor.
+			if u := b.get("/user/"); u.status != http.StatusSeeOther {
+				t.Fatalf("/user/ after a refused key: status %d", u.status)
+			}
+		})
+	}
+
+	t.Run("replayed answer", func(t *testing.T) {
+		b := newBrowser(t, env)
+		lp := keyLoginPage(t, b)
+		answer := key.get(t, lp.options(t), origin(env))
+		if p := submitKey(b, lp, answer); p.status != http.StatusSeeOther {
+			t.Fatalf("first use: status %d\n%s", p.status, p.body)
+		}
+		// Another browser signs in with the password and sends the captured answer.
+		b2 := newBrowser(t, env)
+		lp2 := keyLoginPage(t, b2)
+		if p := submitKey(b2, lp2, answer); p.status != http.StatusBadRequest {
+			t.Fatalf("replay: status %d, want 400\n%s", p.status, p.body)
+		}
+	})
+}
+
+// TestParallelAssertionPassesOnce sends one assertion twice at the same
+// time in the same session: the single-use ceremony and the
+// compare-and-set update let at most one through.
+func TestParallelAssertionPassesOnce(t *testing.T) {
+	env := keyEnv(t)
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	key := newSoftKey(t, "localhost")
+	b.registerKey(key, "Key", origin(env))
+
+	for round := range 3 {
+		b := newBrowser(t, env)
+		lp := keyLoginPage(t, b)
+		answer := key.get(t, lp.options(t), origin(env))
+		var wg sync.WaitGroup
+		statuses := make([]int, 4)
+		for i := range statuses {
+			wg.Go(func() { statuses[i] = submitKey(b, lp, answer).status })
+		}
+		wg.Wait()
+		passed := 0
+		for _, s := range statuses {
+			if s == http.StatusSeeOther {
+				passed++
+			}
+		}
+		if passed != 1 {
+			t.Fatalf("round %d: %d of %d parallel submissions passed (statuses %v), want exactly 1", round, passed, len(statuses), statuses)
+		}
+	}
+}
+
+// TestKeyMailsAndClearing: registration and removal are mailed to the
+// registered address; clearing the user's factors (staff) and the reset
+// remove the keys.
+func TestKeyMailsAndClearing(t *testing.T) {
+	env := keyEnv(t)
+	ctx := context.Background()
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	addr := "alice.private@example.org"
+	b.registerEmail(addr)
+	key := newSoftKey(t, "localhost")
+	b.registerKey(key, "iPhone", origin(env))
+	if m := testenv.NewestMail(t, env.SMTP, addr, "セキュリティキー・パスキー登録のお知らせ / Notification of a new security key or passkey"); !strings.Contains(m.Text, "iPhone") {
+		t.Fatalf("registration mail lacks the key's name:\n%s", m.Text)
+	}
+
+	// Remove it from the tab: mailed and audited.
+	creds, _ := env.DB.WebAuthnCredentials(ctx, "alice")
+	p := b.get("/user/otp/keys")
+	p = b.post("/user/otp/keys/remove", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "id": {creds[0].ID}})
+	if p.status != http.StatusOK {
+		t.Fatalf("remove: status %d\n%s", p.status, p.body)
+	}
+	if m := testenv.NewestMail(t, env.SMTP, addr, "セキュリティキー・パスキー削除のお知らせ / Notification of a removed security key or passkey"); !strings.Contains(m.Text, "iPhone") {
+		t.Fatalf("removal mail lacks the key's name:\n%s", m.Text)
+	}
+	if left, _ := env.DB.WebAuthnCredentials(ctx, "alice"); len(left) != 0 {
+		t.Fatalf("keys left after removal: %v", left)
+	}
+
+	t.Run("staff clear factors", func(t *testing.T) {
+		b.registerKey(newSoftKey(t, "localhost"), "YubiKey", origin(env))
+		// The console's lookup lists the key.
+		st, err := env.App.AccountStatus(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(st.Factors, func(f idp.FactorInfo) bool {
+			return f.Method == idp.MethodSecurityKey && strings.HasPrefix(f.Detail, "YubiKey") && !f.EnrolledAt.IsZero()
+		}) {
+			t.Fatalf("account status lacks the key: %+v", st.Factors)
+		}
+		if _, err := env.App.ClearFactors(ctx, testldap.Admin.ID, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := env.DB.WebAuthnCredentials(ctx, "alice"); len(left) != 0 {
+			t.Fatalf("keys left after clearing factors: %v", left)
+		}
+		if !hasAudit(auditTypes(t, env, "alice"), "webauthn_removed", "reason", "factors_cleared") {
+			t.Fatal("no webauthn_removed audit event")
+		}
+		testenv.NewestMail(t, env.SMTP, addr, "ワンタイムパスワード設定初期化のお知らせ / Notification of one time password settings initialization")
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		b := newBrowser(t, env)
+		b.login(testldap.Alice)
+		b.registerEmail(addr)
+		b.registerKey(newSoftKey(t, "localhost"), "Backup key", origin(env))
+		r := newBrowser(t, env)
+		p := r.follow(r.get("/reset"))
+		p = r.follow(r.post("/reset/login", url.Values{"csrf_token": {p.hidden(t, "csrf_token")},
+			"username": {"alice"}, "password": {testldap.Alice.Password}}))
+		p = r.follow(r.post("/reset/init", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}}))
+		code := env.CodeFrom(addr, testenv.ResetSubject)
+		p = r.follow(r.post("/reset/confirm", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}, "code": {code}}))
+		if left, _ := env.DB.WebAuthnCredentials(ctx, "alice"); len(left) != 0 {
+			t.Fatalf("keys left after the reset (page status %d): %v\n%s", p.status, left, p.body)
+		}
+	})
+}
