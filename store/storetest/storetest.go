@@ -68,6 +68,15 @@ type Store interface {
 	RotateOIDCSigningKey(ctx context.Context, next store.OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error
 	DeleteExpiredOIDC(ctx context.Context, now time.Time) (int64, error)
 
+	// Security keys (WebAuthn credentials).
+	AddWebAuthnCredential(ctx context.Context, c store.WebAuthnCredential) error
+	WebAuthnCredentials(ctx context.Context, userID string) ([]store.WebAuthnCredential, error)
+	GetWebAuthnCredential(ctx context.Context, id string) (store.WebAuthnCredential, error)
+	UseWebAuthnCredential(ctx context.Context, id string, prevUses int64, signCount uint32, data []byte, now time.Time) error
+	RenameWebAuthnCredential(ctx context.Context, userID, id, name string) error
+	DeleteWebAuthnCredential(ctx context.Context, userID, id string) error
+	DeleteUserWebAuthnCredentials(ctx context.Context, userID string) (int, error)
+
 	// Housekeeping: reachability (readiness) and garbage collection.
 	Ping(ctx context.Context) error
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
