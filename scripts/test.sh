@@ -20,6 +20,13 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgres
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 fc-list :lang=ja 2>/dev/null | grep -q . || missing+=(fonts-ipafont-gothic)
+# The SAML metadata test validates the IdP's metadata with xmllint against
+# the OASIS metadata and mdui schemas (xmltooling's and opensaml's schema
+# packages) and the shibmd schema (shibboleth-sp-common, files only).
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+[ -f /usr/share/xml/xmltooling/xmldsig-core-schema.xsd ] || missing+=(xmltooling-schemas)
+[ -f /usr/share/xml/opensaml/saml-schema-metadata-2.0.xsd ] || missing+=(opensaml-schemas)
+[ -f /usr/share/xml/shibboleth/shibboleth-metadata-1.0.xsd ] || missing+=(shibboleth-sp-common)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq

@@ -71,6 +71,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	cfg.SAML.Enabled = true
 	cfg.SAML.Signing.Generate = true
 	cfg.SAML.Scope = "demo.example"
+	if cfg.SAML.Metadata, err = devSAMLMetadata(dir, baseURL); err != nil {
+		fmt.Fprintf(stderr, "idp dev: %v\n", err)
+		return 1
+	}
 	cfg.OIDC.Clients = append(cfg.OIDC.Clients, devOIDCClient())
 	if cfg.Mail.From == "" {
 		cfg.Mail.From = "idp-dev@localhost.localdomain"

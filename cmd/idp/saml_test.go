@@ -22,7 +22,11 @@ func TestDevPublishesSAMLMetadata(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`entityID="` + base + `/saml/metadata"`, "X509Certificate", "demo.example", base + "/saml/sso"} {
+	// Everything a federation's registration asks for (saml.metadata).
+	for _, want := range []string{`entityID="` + base + `/saml/metadata"`, "X509Certificate", "demo.example", base + "/saml/sso",
+		`<mdui:DisplayName xml:lang="ja">デモ大学 認証システム</mdui:DisplayName>`, "<mdui:Description", "<mdui:InformationURL",
+		"<mdui:PrivacyStatementURL", "<mdui:Logo", "<OrganizationName", `contactType="technical"`, `contactType="support"`,
+		`remd:contactType="http://refeds.org/metadata/contactType/security"`, `errorURL="` + base + `/user/"`, `use="encryption"`} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("metadata (%d) lacks %q:\n%s", resp.StatusCode, want, body)
 		}

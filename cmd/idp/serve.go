@@ -187,7 +187,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return nil, err
 	}
 	in.app.Handle("GET /readyz", in.ready)
-	if err := admin.Mount(in.app, cfg, logger); err != nil {
+	if err := admin.Mount(in.app, logger); err != nil {
 		in.Close()
 		return nil, err
 	}

@@ -36,12 +36,14 @@ type Console struct {
 
 var _ http.Handler = (*Console)(nil)
 
-// New builds the console over app, with the configuration app was built
-// with. It fails when a page template is missing.
-func New(app *idp.App, cfg *config.Config, logger *slog.Logger) (*Console, error) {
-	if app == nil || cfg == nil {
-		return nil, errors.New("admin: an app and its config are required")
+// New builds the console over app; it reads the admin section (and the
+// reset code lifetime) of the app's configuration. It fails when a page
+// template is missing.
+func New(app *idp.App, logger *slog.Logger) (*Console, error) {
+	if app == nil {
+		return nil, errors.New("admin: an app is required")
 	}
+	cfg := app.Config()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -61,8 +63,8 @@ func New(app *idp.App, cfg *config.Config, logger *slog.Logger) (*Console, error
 
 // Mount builds the console and mounts it on app at idp.ConsolePath, behind
 // the app's sessions, security headers and CSRF check.
-func Mount(app *idp.App, cfg *config.Config, logger *slog.Logger) error {
-	c, err := New(app, cfg, logger)
+func Mount(app *idp.App, logger *slog.Logger) error {
+	c, err := New(app, logger)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,8 @@ type Provider struct {
 	// persistentKey keys the persistent NameIDs.
 	persistentKey []byte
 	attributes    map[string]config.SAMLAttribute
+	// encryptionCert is published for encryption; nil when not configured.
+	encryptionCert *x509.Certificate
 	// loginTxLifetime is how long a login may take (security.login_tx_lifetime).
 	loginTxLifetime time.Duration
 }
@@ -168,6 +171,11 @@ func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
 		}
 	}
 	p.keys = keys
+	if f := cfg.SAML.Metadata.EncryptionCertFile; f != "" {
+		if p.encryptionCert, err = readCertFile(f); err != nil {
+			return nil, fmt.Errorf("saml: metadata encryption certificate: %w", err)
+		}
+	}
 
 	client := opts.HTTPClient
 	if client == nil {

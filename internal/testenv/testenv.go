@@ -186,7 +186,7 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("testenv: idp.New: %v", err)
 	}
-	if err := admin.Mount(app, &cfg, logger); err != nil {
+	if err := admin.Mount(app, logger); err != nil {
 		t.Fatalf("testenv: console: %v", err)
 	}
 	keys, err := securitykeys.Mount(securitykeys.Options{App: app, Store: db, Logger: logger})
