@@ -255,6 +255,7 @@ func (a *App) routes() {
 	mux.HandleFunc("POST /login", a.handleLoginSubmit)
 	mux.HandleFunc("POST /logout", a.handleLogout)
 	mux.HandleFunc("GET /logout", a.handleLoggedOut)
+	mux.HandleFunc("GET /logout/confirm", a.handleLogoutConfirm)
 	mux.HandleFunc("GET /user/{$}", a.handleUserPage)
 	mux.HandleFunc("GET /mfa", a.handleMFAPage)
 	mux.HandleFunc("POST /mfa/send", a.handleMFASend)

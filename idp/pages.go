@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/campusidp/campusidp/store"
@@ -188,14 +189,46 @@ func (a *App) handleUserPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	next := a.sessions.PopString(ctx, sessLogoutNext)
 	if u := a.currentUser(ctx); u != nil {
-		a.audit(ctx, "logout", u.ID, nil)
+		detail := map[string]string(nil)
+		if next != "" {
+			detail = map[string]string{"via": "protocol_confirmed"}
+		}
+		a.audit(ctx, "logout", u.ID, detail)
 	}
 	if err := a.sessions.Destroy(ctx); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
+		a.RedirectOut(w, r, next)
+		return
+	}
 	http.Redirect(w, r, "/logout", http.StatusSeeOther)
+}
+
+// ConfirmLogout is for a protocol logout that does not prove it comes from
+// an application the user signed in to (an OIDC end_session without a
+// valid id_token_hint): anyone can make a browser send one. It ends
+// nothing; when someone is signed in it remembers next (a target the
+// front-end validated) and returns the path of a page that asks the user,
+// whose form posts to /logout with the CSRF token. With nobody signed in
+// there is nothing to end and it returns next itself.
+func (a *App) ConfirmLogout(ctx context.Context, next string) string {
+	if a.currentUser(ctx) == nil {
+		return next
+	}
+	a.sessions.Put(ctx, sessLogoutNext, next)
+	return "/logout/confirm"
+}
+
+func (a *App) handleLogoutConfirm(w http.ResponseWriter, r *http.Request) {
+	if a.currentUser(r.Context()) == nil {
+		http.Redirect(w, r, "/logout", http.StatusSeeOther)
+		return
+	}
+	a.renderPage(w, r, http.StatusOK, "logout_confirm", "", nil)
 }
 
 func (a *App) handleLoggedOut(w http.ResponseWriter, r *http.Request) {

@@ -17,12 +17,14 @@ import (
 // Session keys. Everything in a session is server-side; the cookie holds
 // only the random token.
 const (
-	sessCSRF    = "csrf"
-	sessCreated = "created" // unix nanoseconds, for the absolute timeout
-	sessSeen    = "seen"    // unix nanoseconds, for the idle timeout
-	sessBinding = "binding" // ties login transactions to this browser
-	sessUser    = "user"    // *SessionUser
-	sessAuth    = "auth"    // *AuthState
+	sessCSRF = "csrf"
+	// sessLogoutNext is where a confirmed protocol logout sends the browser.
+	sessLogoutNext = "logout_next"
+	sessCreated    = "created" // unix nanoseconds, for the absolute timeout
+	sessSeen       = "seen"    // unix nanoseconds, for the idle timeout
+	sessBinding    = "binding" // ties login transactions to this browser
+	sessUser       = "user"    // *SessionUser
+	sessAuth       = "auth"    // *AuthState
 )
 
 // SessionUser is the signed-in account as read from the directory at login.

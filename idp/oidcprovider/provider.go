@@ -34,6 +34,7 @@ type App interface {
 	FinishLogin(ctx context.Context, txID string) (*idp.AuthResult, error)
 	CurrentLogin(ctx context.Context, req idp.AuthRequest) (*idp.AuthResult, error)
 	EndSession(ctx context.Context) error
+	ConfirmLogout(ctx context.Context, next string) string
 	RedirectOut(w http.ResponseWriter, r *http.Request, target string)
 	RenderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any)
 	Audit(ctx context.Context, typ, subject string, detail map[string]string)

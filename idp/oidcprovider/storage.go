@@ -449,8 +449,13 @@ func (s *Storage) TerminateSession(ctx context.Context, _, _ string) error {
 }
 
 // TerminateSessionFromRequest ends the browser's IdP session for
-// RP-initiated logout and returns where to send the browser.
+// RP-initiated logout and returns where to send the browser. Without an
+// id_token_hint that op verified (our signature; an expired one is fine)
+// the request could come from any site, so the user is asked first.
 func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
+	if req.IDTokenHintClaims == nil {
+		return s.app.ConfirmLogout(ctx, req.RedirectURI), nil
+	}
 	if err := s.app.EndSession(ctx); err != nil {
 		return "", err
 	}

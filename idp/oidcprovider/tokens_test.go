@@ -17,6 +17,7 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/internal/testldap"
+	"github.com/campusidp/campusidp/store"
 )
 
 func kidOf(t *testing.T, rawJWT string) string {
@@ -293,19 +294,64 @@ func TestEndSession(t *testing.T) {
 		t.Fatalf("the IdP session outlived the logout: %v", q)
 	}
 
-	// Without a client, the browser lands on the IdP's own logged-out page.
+	// Without a hint, the browser is asked first; confirming ends the
+	// session and lands on the IdP's own logged-out page.
 	b.login(web, testldap.Alice)
 	p = b.Post("/end_session", url.Values{})
 	if p.Status != http.StatusSeeOther {
 		t.Fatalf("POST end_session: %d", p.Status)
 	}
-	p = b.Get(p.Location)
-	if p.Status != http.StatusFound || !strings.HasSuffix(p.Location, "/logout") {
-		t.Fatalf("logout without a client: %d %q", p.Status, p.Location)
+	p = b.Follow(p)
+	if !strings.Contains(p.Body, "Stay signed in") {
+		t.Fatalf("logout without a hint did not ask: %d\n%s", p.Status, p.Body)
+	}
+	p = b.Post("/logout", url.Values{"csrf_token": {p.Hidden(t, "csrf_token")}})
+	if p.Status != http.StatusSeeOther || p.Location != "/logout" {
+		t.Fatalf("confirmed logout: %d %q", p.Status, p.Location)
 	}
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
 	if q := web.answer(b.Get(f.url)); q.Get("error") != "login_required" {
-		t.Fatalf("the IdP session outlived the POSTed logout: %v", q)
+		t.Fatalf("the IdP session outlived the confirmed logout: %v", q)
+	}
+}
+
+// TestEndSessionWithoutHintEndsNothing: a logout link any site can plant
+// (no id_token_hint) ends nothing by itself; the user's confirmation,
+// posted with the form token, does, and only then goes to the client's
+// registered URI.
+func TestEndSessionWithoutHintEndsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	web := e.rp("web")
+	b := e.browser()
+	b.login(web, testldap.Alice)
+	stillIn := func() bool {
+		f := web.start(oauth2.SetAuthURLParam("prompt", "none"))
+		return web.answer(b.Get(f.url)).Get("code") != ""
+	}
+	forced := url.Values{"client_id": {"web"}, "post_logout_redirect_uri": {rpBase + "/web/bye"}, "state": {"s2"}}
+	p := b.Follow(b.Get("/end_session?" + forced.Encode()))
+	if !stillIn() {
+		t.Fatal("GET end_session without id_token_hint ended the session")
+	}
+	if !strings.Contains(p.Body, "ログインしたままにする") || !strings.Contains(p.Body, `action="/logout"`) {
+		t.Fatalf("no bilingual confirmation page: %d\n%s", p.Status, p.Body)
+	}
+	// A forged confirmation (no form token) is refused.
+	if q := b.Post("/logout", url.Values{}); q.Status != http.StatusForbidden || !stillIn() {
+		t.Fatalf("logout without the form token: %d", q.Status)
+	}
+	p = b.Follow(b.Get("/end_session?" + forced.Encode()))
+	p = b.Post("/logout", url.Values{"csrf_token": {p.Hidden(t, "csrf_token")}})
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, rpBase+"/web/bye?state=s2") {
+		t.Fatalf("confirmed logout did not continue to the client: %d\n%s", p.Status, p.Body)
+	}
+	if stillIn() {
+		t.Fatal("the session outlived the confirmed logout")
+	}
+	events, err := e.db.ListAudit(context.Background(), store.AuditFilter{Subject: testldap.Alice.ID, Type: "logout"})
+	if err != nil || len(events) != 1 || events[0].Detail["via"] != "protocol_confirmed" {
+		t.Errorf("logout audit: %+v (%v)", events, err)
 	}
 }
 

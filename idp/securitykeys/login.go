@@ -51,6 +51,7 @@ func (k *Keys) renderLogin(w http.ResponseWriter, r *http.Request, status int, s
 	}
 	if len(u.creds) == 0 {
 		page.NoKeys = true
+		idp.AllowScripts(w)
 		k.app.RenderPageWithError(w, r, status, "mfa_key", errKey, page)
 		return
 	}
@@ -68,6 +69,7 @@ func (k *Keys) renderLogin(w http.ResponseWriter, r *http.Request, status int, s
 		k.app.ServerError(w, r, err)
 		return
 	}
+	idp.AllowScripts(w)
 	k.app.RenderPageWithError(w, r, status, "mfa_key", errKey, page)
 }
 

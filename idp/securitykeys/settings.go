@@ -85,6 +85,7 @@ func (k *Keys) renderSettings(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 	}
+	idp.AllowScripts(w)
 	k.app.RenderPageWithError(w, r, status, "security_keys", errKey, page)
 }
 

@@ -207,8 +207,11 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 		Server: srv, Logs: logs, t: t}
 }
 
-// URL returns the absolute URL of a path on the IdP.
-func (e *Env) URL(path string) string { return e.Server.URL + path }
+// URL returns the absolute URL of a path on the IdP, at its public URL
+// (the server's address, or localhost with the option Localhost).
+func (e *Env) URL(path string) string {
+	return strings.TrimSuffix(e.Config.Server.PublicURL, "/") + path
+}
 
 // CodeFrom waits for the newest mail to addr with the given subject and
 // returns the code in its body. It fails the test when none arrives within
