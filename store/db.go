@@ -36,6 +36,11 @@ type DB struct {
 
 	q     queries
 	stmts []*sql.Stmt
+
+	// dir is the SQLite file's directory, whose free space Ready checks;
+	// "" for a server database.
+	dir   string
+	ready readyState
 }
 
 // queries are the statements on the hot path, prepared once at Open.

@@ -190,11 +190,18 @@ func (rd *readiness) logChange(ctx context.Context, down []string, errs []error)
 	}
 }
 
-// newReadiness checks what the instance needs to log users in.
+// checkFunc adapts a readiness method to pinger.
+type checkFunc func(ctx context.Context) error
+
+func (f checkFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+// newReadiness checks what the instance needs to log users in: the store
+// and Redis must take a write (read-only or full is not ready), the
+// directory must answer a search.
 func (in *instance) newReadiness(logger *slog.Logger) *readiness {
-	checks := []namedCheck{{"store", in.db}, {"ldap", observedDirectory{in.dir, in.metrics}}}
+	checks := []namedCheck{{"store", checkFunc(in.db.Ready)}, {"ldap", observedDirectory{in.dir, in.metrics}}}
 	if in.redis != nil {
-		checks = append(checks, namedCheck{"redis", in.redis})
+		checks = append(checks, namedCheck{"redis", checkFunc(in.redis.Ready)})
 	}
 	return &readiness{checks: checks, logger: logger}
 }
