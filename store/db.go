@@ -1,8 +1,3 @@
-// Package store persists the IdP's state: browser sessions, expiring records
-// (login transactions, OIDC requests, codes), attempt counters and the audit
-// log. SQLite is the embedded default; every behaviour is specified by the
-// conformance suite in package storetest so other SQL backends can be checked
-// against the same tests.
 package store
 
 import (
@@ -36,6 +31,11 @@ type DB struct {
 
 	q     queries
 	stmts []*sql.Stmt
+
+	// dir is the SQLite file's directory, whose free space Ready checks;
+	// "" for a server database.
+	dir   string
+	ready readyState
 }
 
 // queries are the statements on the hot path, prepared once at Open.

@@ -37,8 +37,10 @@ type RedisSessions struct {
 	pool       *redis.Pool
 	sessionKey string // prefix of session keys
 	userKey    string // prefix of the per-user sets of session tokens
-	lifetime   time.Duration
-	logger     *slog.Logger
+	// heartbeatKey is written by readiness probes.
+	heartbeatKey string
+	lifetime     time.Duration
+	logger       *slog.Logger
 }
 
 var (
@@ -96,12 +98,13 @@ func OpenRedisSessions(ctx context.Context, cfg RedisConfig, logger *slog.Logger
 		Wait: true,
 	}
 	s := &RedisSessions{
-		RedisStore: redisstore.NewWithPrefix(pool, cfg.KeyPrefix+"session:"),
-		pool:       pool,
-		sessionKey: cfg.KeyPrefix + "session:",
-		userKey:    cfg.KeyPrefix + "user-sessions:",
-		lifetime:   cfg.SessionLifetime,
-		logger:     logger,
+		RedisStore:   redisstore.NewWithPrefix(pool, cfg.KeyPrefix+"session:"),
+		pool:         pool,
+		sessionKey:   cfg.KeyPrefix + "session:",
+		userKey:      cfg.KeyPrefix + "user-sessions:",
+		heartbeatKey: cfg.KeyPrefix + "heartbeat",
+		lifetime:     cfg.SessionLifetime,
+		logger:       logger,
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = pool.Close()
@@ -123,6 +126,15 @@ func (s *RedisSessions) do(ctx context.Context, cmd string, args ...any) (any, e
 func (s *RedisSessions) Ping(ctx context.Context) error {
 	if _, err := s.do(ctx, "PING"); err != nil {
 		return fmt.Errorf("store: redis ping: %w", err)
+	}
+	return nil
+}
+
+// Ready checks that Redis takes a write (a read-only replica, or a server
+// that cannot persist, refuses it), for readiness probes.
+func (s *RedisSessions) Ready(ctx context.Context) error {
+	if _, err := s.do(ctx, "SET", s.heartbeatKey, time.Now().Unix(), "EX", 60); err != nil {
+		return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
 	}
 	return nil
 }

@@ -86,6 +86,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 		_ = write.Close()
 		return nil, err
 	}
+	db.dir = filepath.Dir(abs)
 	return db, nil
 }
 

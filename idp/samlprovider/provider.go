@@ -1,15 +1,3 @@
-// Package samlprovider is the SAML 2.0 identity provider front-end. It is
-// built on github.com/crewjam/saml's types with its own SessionProvider (the
-// login core's session and login transaction), ServiceProviderProvider (the
-// SP registry from config) and AssertionMaker (attributes, NameIDs and
-// authentication context from the login result).
-//
-// Endpoints, under the app's public URL:
-//
-//	GET       /saml/metadata     the IdP's metadata
-//	GET, POST /saml/sso          AuthnRequest (HTTP-Redirect, HTTP-POST)
-//	GET       /saml/sso/resume   where the login core returns after its steps
-//	GET, POST /saml/slo          LogoutRequest (HTTP-Redirect, HTTP-POST)
 package samlprovider
 
 import (
@@ -99,6 +87,9 @@ type Provider struct {
 	encryptionCert *x509.Certificate
 	// loginTxLifetime is how long a login may take (security.login_tx_lifetime).
 	loginTxLifetime time.Duration
+	// sessionLifetime bounds how long an issued SessionIndex is remembered
+	// for logout (session.absolute_timeout).
+	sessionLifetime time.Duration
 }
 
 // New builds the provider, loads the SP metadata and mounts the endpoints
@@ -144,6 +135,7 @@ func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
 		attributes:  map[string]config.SAMLAttribute{},
 
 		loginTxLifetime: cfg.Security.LoginTxLifetime,
+		sessionLifetime: cfg.Session.AbsoluteTimeout,
 	}
 	for _, a := range cfg.SAML.Attributes {
 		p.attributes[a.Name] = a
