@@ -20,6 +20,8 @@ type loginForm struct {
 	Remember    bool
 	ClientName  string
 	LockedUntil string
+	// Passkey offers "Sign in with a passkey" (mfa.webauthn.passwordless).
+	Passkey bool
 }
 
 func (f loginForm) lockEnd() string { return f.LockedUntil }
@@ -60,7 +62,7 @@ func (a *App) renderLoginForm(w http.ResponseWriter, r *http.Request, status int
 
 func (a *App) renderLoginFormLocked(w http.ResponseWriter, r *http.Request, status int, txID, id, errKey, lockedUntil string) {
 	ctx := r.Context()
-	form := loginForm{TxID: txID, ID: id, LockedUntil: lockedUntil}
+	form := loginForm{TxID: txID, ID: id, LockedUntil: lockedUntil, Passkey: a.keys != nil && a.cfg.MFA.WebAuthn.Passwordless}
 	if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
 		form.Remember = true
 	}
