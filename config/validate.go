@@ -253,6 +253,9 @@ func (s Server) validate(v *validator, p string) {
 	v.duration(p+".write_timeout", s.WriteTimeout, time.Hour)
 	v.duration(p+".idle_timeout", s.IdleTimeout, time.Hour)
 	v.duration(p+".shutdown_timeout", s.ShutdownTimeout, time.Hour)
+	if s.ShutdownDelay < 0 || s.ShutdownDelay > 10*time.Minute {
+		v.add(p+".shutdown_delay", "must be between 0s and 10m (got %s)", s.ShutdownDelay)
+	}
 }
 
 func validatePublicURL(v *validator, path, raw string) {

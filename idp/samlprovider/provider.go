@@ -99,6 +99,9 @@ type Provider struct {
 	encryptionCert *x509.Certificate
 	// loginTxLifetime is how long a login may take (security.login_tx_lifetime).
 	loginTxLifetime time.Duration
+	// sessionLifetime bounds how long an issued SessionIndex is remembered
+	// for logout (session.absolute_timeout).
+	sessionLifetime time.Duration
 }
 
 // New builds the provider, loads the SP metadata and mounts the endpoints
@@ -144,6 +147,7 @@ func New(ctx context.Context, app *idp.App, opts Options) (*Provider, error) {
 		attributes:  map[string]config.SAMLAttribute{},
 
 		loginTxLifetime: cfg.Security.LoginTxLifetime,
+		sessionLifetime: cfg.Session.AbsoluteTimeout,
 	}
 	for _, a := range cfg.SAML.Attributes {
 		p.attributes[a.Name] = a

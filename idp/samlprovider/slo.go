@@ -1,7 +1,10 @@
 package samlprovider
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -21,7 +24,31 @@ const (
 	// PathSLOContinue picks up a LogoutRequest received by HTTP-POST.
 	PathSLOContinue     = "/saml/slo/continue"
 	recordPendingLogout = "saml_pending_logout"
+	// recordIssued remembers, per SP and SessionIndex, whom an assertion
+	// named, so a LogoutRequest can only end a session that SP was given.
+	recordIssued = "saml_issued"
 )
+
+// issuedSession is what an SP was told in one assertion.
+type issuedSession struct {
+	User   string `json:"user"`
+	NameID string `json:"name_id"`
+}
+
+func issuedKey(spEntityID, sessionIndex string) string {
+	sum := sha256.Sum256([]byte(spEntityID + "\x00" + sessionIndex))
+	return hex.EncodeToString(sum[:])
+}
+
+// rememberIssued records the SessionIndex and NameID of an assertion for
+// as long as the IdP session can last.
+func (p *Provider) rememberIssued(ctx context.Context, spEntityID string, s *saml.Session, userID string) error {
+	raw, err := json.Marshal(issuedSession{User: userID, NameID: s.NameID})
+	if err != nil {
+		return err
+	}
+	return p.store.PutRecord(ctx, recordIssued, issuedKey(spEntityID, s.Index), raw, p.now().Add(p.sessionLifetime))
+}
 
 // logoutRequest is a checked LogoutRequest.
 type logoutRequest struct {
@@ -144,12 +171,28 @@ func (p *Provider) checkLogoutRequest(msg *message) (*logoutRequest, error) {
 // names, and answers the SP.
 func (p *Provider) logout(w http.ResponseWriter, r *http.Request, lr *logoutRequest) {
 	ctx := r.Context()
+	if f := lr.req.NameID.Format; f == "" || f == nameIDFormatUnspecified {
+		// An unspecified NameID names nobody in particular: refused rather
+		// than read as "whoever is signed in here".
+		p.log.WarnContext(ctx, "LogoutRequest with an unspecified NameID format refused", "request_id", idp.RequestID(ctx),
+			"sp", lr.sp.Entity.EntityID)
+		p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusRequester, saml.StatusRequestDenied))
+		return
+	}
 	res, err := p.app.CurrentLogin(ctx, idp.AuthRequest{})
 	if err != nil {
 		p.serverError(w, r, err)
 		return
 	}
-	if res != nil && !p.nameIDMatches(lr, &res.User) {
+	matches := res == nil
+	if res != nil {
+		matches, err = p.sessionMatches(ctx, lr, &res.User)
+		if err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+	}
+	if !matches {
 		p.log.WarnContext(ctx, "LogoutRequest names another user than the session's", "request_id", idp.RequestID(ctx),
 			"sp", lr.sp.Entity.EntityID)
 		p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusRequester, saml.StatusUnknownPrincipal))
@@ -167,19 +210,34 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request, lr *logoutRequ
 	p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusSuccess, ""))
 }
 
-// nameIDMatches compares the request's NameID with what this SP knows the
-// session's user as. Transient NameIDs are not kept, so they cannot be
-// compared: the SP's signature vouches for them, and only this browser's
-// session ends.
-func (p *Provider) nameIDMatches(lr *logoutRequest, u *idp.SessionUser) bool {
+// sessionMatches says whether the request names this browser's session as
+// the SP knows it. With a SessionIndex, it must be one issued to this SP
+// for this user under this NameID. Without one, a persistent or email
+// NameID must be the session user's; a transient one, which only a
+// SessionIndex ties to a session, matches nothing.
+func (p *Provider) sessionMatches(ctx context.Context, lr *logoutRequest, u *idp.SessionUser) (bool, error) {
 	n := lr.req.NameID
+	if si := lr.req.SessionIndex; si != nil && si.Value != "" {
+		raw, err := p.store.GetRecord(ctx, recordIssued, issuedKey(lr.sp.Entity.EntityID, si.Value), p.now())
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		var is issuedSession
+		if err := json.Unmarshal(raw, &is); err != nil {
+			return false, err
+		}
+		return is.User == u.ID && is.NameID == n.Value, nil
+	}
 	switch n.Format {
 	case NameIDFormatPersistent:
-		return n.Value == p.persistentID(lr.sp.Entity.EntityID, u.ID)
+		return n.Value == p.persistentID(lr.sp.Entity.EntityID, u.ID), nil
 	case NameIDFormatEmail:
-		return u.Mail != "" && strings.EqualFold(n.Value, u.Mail)
+		return u.Mail != "" && strings.EqualFold(n.Value, u.Mail), nil
 	}
-	return true
+	return false, nil
 }
 
 // sloEndpoint picks the SP's SLO endpoint for the answer: the binding the

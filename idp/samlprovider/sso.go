@@ -194,6 +194,9 @@ func (s *sessionProvider) session(w http.ResponseWriter, r *http.Request, res *i
 		s.p.sendStatus(w, r, s.a, saml.StatusResponder, saml.StatusInvalidNameIDPolicy)
 		return nil
 	}
+	if err == nil {
+		err = s.p.rememberIssued(r.Context(), s.a.sp.Entity.EntityID, session, res.User.ID)
+	}
 	if err != nil {
 		s.p.serverError(w, r, err)
 		return nil
