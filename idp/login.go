@@ -24,6 +24,10 @@ func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	txID := r.URL.Query().Get("tx")
 	tx, err := a.loadTx(ctx, txID)
 	if errors.Is(err, ErrLoginNotFound) {
+		if a.cookiesRefused(r, txID) {
+			a.renderError(w, r, http.StatusBadRequest, "error.cookies_title", "error.cookies")
+			return
+		}
 		// A bookmarked or expired login page starts a fresh login to the
 		// user's own pages instead of a dead end.
 		a.startLocalLogin(w, r, "/user/", AuthRequest{})
@@ -106,6 +110,20 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	tx.changed = true // saved by advance
 	a.setRememberCookie(w, id, remember)
 	a.advance(w, r, tx)
+}
+
+// cookiesRefused tells a browser that did not send back the session cookie
+// set with the redirect to this live transaction: starting another login
+// would only loop between /login and /login?tx= forever.
+func (a *App) cookiesRefused(r *http.Request, txID string) bool {
+	if txID == "" || len(txID) > 128 {
+		return false
+	}
+	if _, err := r.Cookie(a.sessions.Cookie.Name); err == nil {
+		return false
+	}
+	_, err := a.store.GetRecord(r.Context(), recordLoginTx, txID, a.now())
+	return err == nil
 }
 
 var errLocked = errors.New("idp: password attempts exhausted")
