@@ -1,7 +1,3 @@
-// Package config holds the IdP's single YAML configuration tree: the
-// structs, their defaults, strict parsing (unknown keys are errors, never
-// silently ignored) and a Validate that reports every problem at once, each
-// with the dotted path of the offending key.
 package config
 
 import (
@@ -78,6 +74,10 @@ type Server struct {
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long, after SIGTERM, /readyz answers 503 while
+	// the listener keeps serving, so a load balancer stops sending new
+	// requests before the drain begins.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 }
 
 // TrustedProxyPrefixes returns the parsed trusted_proxies. Entries that do
@@ -337,6 +337,7 @@ func Default() Config {
 			WriteTimeout:    30 * time.Second,
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 20 * time.Second,
+			ShutdownDelay:   5 * time.Second,
 		},
 		Branding: Branding{
 			OrgName:       Localized{JA: "サンプル大学", EN: "Example University"},

@@ -120,6 +120,9 @@ func (c *Config) Validate(own ...Part) error {
 // validateRPID checks that browsers will accept the WebAuthn RP ID on
 // this site: the public host itself or a parent domain of it.
 func (c *Config) validateRPID(v *validator) {
+	if !c.MFA.WebAuthn.Enabled && (c.OIDC.ACR.PhishingResistant != "" || c.OIDC.ACR.Methods.WebAuthn != "") {
+		v.add("oidc.acr.phishing_resistant", "needs mfa.webauthn.enabled: no login could satisfy it")
+	}
 	rp := c.MFA.WebAuthn.RPID
 	u, err := url.Parse(c.Server.PublicURL)
 	if rp == "" || !isHostname(rp) || err != nil || u.Hostname() == "" {
@@ -253,6 +256,9 @@ func (s Server) validate(v *validator, p string) {
 	v.duration(p+".write_timeout", s.WriteTimeout, time.Hour)
 	v.duration(p+".idle_timeout", s.IdleTimeout, time.Hour)
 	v.duration(p+".shutdown_timeout", s.ShutdownTimeout, time.Hour)
+	if s.ShutdownDelay < 0 || s.ShutdownDelay > 10*time.Minute {
+		v.add(p+".shutdown_delay", "must be between 0s and 10m (got %s)", s.ShutdownDelay)
+	}
 }
 
 func validatePublicURL(v *validator, path, raw string) {

@@ -16,7 +16,10 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/oidcprovider"
+	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/store"
+	"github.com/campusidp/campusidp/store/storetest"
 )
 
 // embedded is an app wired the way a program outside the module wires it:
@@ -294,3 +297,11 @@ func TestLDAPConfigAddsFrontEndAttributes(t *testing.T) {
 		})
 	}
 }
+
+// A store that passes the public conformance suite is usable everywhere a
+// store is taken.
+var (
+	_ idp.Store          = storetest.Store(nil)
+	_ oidcprovider.Store = storetest.Store(nil)
+	_ samlprovider.Store = storetest.Store(nil)
+)

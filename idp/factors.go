@@ -183,6 +183,15 @@ func (a *App) clearFactors(ctx context.Context, userID string) error {
 	if err := a.store.DeleteRecord(ctx, recordFactors, userID); err != nil {
 		return fmt.Errorf("idp: clearing factors: %w", err)
 	}
+	return a.voidLoginCodes(ctx, userID)
+}
+
+// voidLoginCodes withdraws the login codes mailed to an address that is no
+// longer the user's.
+func (a *App) voidLoginCodes(ctx context.Context, userID string) error {
+	if err := a.codes.Void(ctx, a.loginSubject(ctx, userID)); err != nil {
+		return fmt.Errorf("idp: voiding login codes: %w", err)
+	}
 	return nil
 }
 

@@ -153,3 +153,29 @@ func TestSetupCodeOfAnEarlierAddressIsVoided(t *testing.T) {
 		t.Fatalf("the second address's code was refused:\n%s", r.body)
 	}
 }
+
+// A reset voids the login codes mailed to the old address: the user lost
+// that mailbox, and the next login mails the new address at once.
+func TestResetVoidsLoginCodesOfTheOldAddress(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	const oldAddr, newAddr = "old.box@example.net", "new.box@example.net"
+	e.browser().enroll(testldap.Bob, oldAddr)
+	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
+	b := e.browser()
+	p := b.mfaLogin(testldap.Bob)
+	old := e.codeFrom(oldAddr, otpSubject)
+
+	rb := e.browser()
+	rp := rb.resetWithMail(testldap.Bob, oldAddr)
+	if !strings.Contains(rb.registerAddress(rp, newAddr).body, "settings are complete") {
+		t.Fatal("setup after the reset failed")
+	}
+	if r := b.submitCode(p, old, false); signedIn(b.follow(r)) {
+		t.Fatal("a login code mailed to the old address signed in after the reset")
+	}
+	before := e.mailCount(newAddr, otpSubject)
+	e.browser().mfaLogin(testldap.Bob)
+	if e.mailCount(newAddr, otpSubject) != before+1 {
+		t.Fatal("the first login after the reset mailed no code to the new address")
+	}
+}

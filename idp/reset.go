@@ -39,6 +39,9 @@ type resetState struct {
 	UserID   string
 	Started  time.Time
 	CodeSent bool
+	// Tx is the application's login the reset was begun from, if any; the
+	// setup that ends the reset offers "Continue signing in" back to it.
+	Tx string
 }
 
 // helpdeskBinding is the binding of codes issued by helpdesk staff; they are
@@ -50,6 +53,7 @@ const helpdeskBinding = "helpdesk"
 const recordResetIssuer = "reset_code_issuer"
 
 type resetPage struct {
+	TxID        string
 	ID          string
 	UserID      string
 	Masked      string
@@ -61,21 +65,31 @@ type resetPage struct {
 func (p resetPage) lockEnd() string { return p.LockedUntil }
 
 func (a *App) handleResetLogin(w http.ResponseWriter, r *http.Request) {
-	a.renderPage(w, r, http.StatusOK, "reset_login", "", resetPage{})
+	a.renderPage(w, r, http.StatusOK, "reset_login", "", resetPage{TxID: resetTx(r.URL.Query().Get("tx"))})
+}
+
+// resetTx keeps a login transaction ID carried through the reset only if
+// it looks like one; it is checked against the session when used.
+func resetTx(id string) string {
+	if len(id) > 128 {
+		return ""
+	}
+	return id
 }
 
 func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := strings.TrimSpace(r.PostFormValue("username"))
 	password := r.PostFormValue("password")
+	txID := resetTx(r.PostFormValue("tx"))
 	if id == "" {
-		a.renderPage(w, r, http.StatusBadRequest, "reset_login", "login.missing_fields", resetPage{ID: id})
+		a.renderPage(w, r, http.StatusBadRequest, "reset_login", "login.missing_fields", resetPage{ID: id, TxID: txID})
 		return
 	}
 	user, err := a.checkPassword(w, r, id, password)
 	if err != nil {
-		a.passwordRefused(w, r, err, func() {
-			a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id})
+		a.passwordRefused(w, r, err, func(status int, errKey, lockedUntil string) {
+			a.renderPage(w, r, status, "reset_login", errKey, resetPage{ID: id, TxID: txID, LockedUntil: lockedUntil})
 		})
 		return
 	}
@@ -84,7 +98,7 @@ func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.sessionBinding(ctx)
-	a.sessions.Put(ctx, sessReset, &resetState{UserID: user.ID, Started: a.now()})
+	a.sessions.Put(ctx, sessReset, &resetState{UserID: user.ID, Started: a.now(), Tx: txID})
 	a.audit(ctx, "mfa_reset_started", user.ID, nil)
 	http.Redirect(w, r, "/reset/init", http.StatusSeeOther)
 }
@@ -269,7 +283,7 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 	for _, k := range []string{sessReset, sessUser, sessAuth, sessSetup} {
 		a.sessions.Remove(ctx, k)
 	}
-	a.sessions.Put(ctx, sessResetGrant, &resetGrant{UserID: st.UserID, Until: a.now().Add(a.cfg.MFA.Email.ResetGrantLifetime)})
+	a.sessions.Put(ctx, sessResetGrant, &resetGrant{UserID: st.UserID, Until: a.now().Add(a.cfg.MFA.Email.ResetGrantLifetime), Tx: st.Tx})
 	a.flashNotice(ctx, "otp.reset_only")
 	http.Redirect(w, r, "/user/otp", http.StatusSeeOther)
 }

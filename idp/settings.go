@@ -36,6 +36,7 @@ type pendingSetup struct {
 type resetGrant struct {
 	UserID string
 	Until  time.Time
+	Tx     string // the application's login the reset was begun from
 }
 
 // settingsAccess says who may use the settings page and how.
@@ -43,6 +44,10 @@ type settingsAccess struct {
 	UserID string
 	Mode   string   // "full", "enroll" or "grant"
 	Tx     *LoginTx // the login being completed, in enroll mode
+	// ResumeTx is the application's login a reset was begun from, in
+	// grant mode: the grant is no login, so "Continue signing in" leads
+	// back to that login, which asks for the password and the new factor.
+	ResumeTx string
 }
 
 // settingsUser decides whether this request may change second-factor
@@ -51,7 +56,7 @@ type settingsAccess struct {
 func (a *App) settingsUser(w http.ResponseWriter, r *http.Request, txID string) (settingsAccess, bool) {
 	ctx := r.Context()
 	if g, _ := a.sessions.Get(ctx, sessResetGrant).(*resetGrant); g != nil && a.now().Before(g.Until) {
-		return settingsAccess{UserID: g.UserID, Mode: "grant"}, true
+		return settingsAccess{UserID: g.UserID, Mode: "grant", ResumeTx: g.Tx}, true
 	}
 	u := a.currentUser(ctx)
 	if u != nil {
@@ -249,6 +254,12 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if old != p.Address {
+		if err := a.voidLoginCodes(ctx, acc.UserID); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+	}
 	a.sessions.Remove(ctx, sessSetup)
 	a.audit(ctx, "mfa_email_registered", acc.UserID, map[string]string{"to": mfa.MaskAddress(p.Address), "mode": acc.Mode})
 	if old != "" && old != p.Address {
@@ -272,6 +283,16 @@ func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc setti
 		// The grant is spent: it allowed exactly this registration.
 		a.sessions.Remove(ctx, sessResetGrant)
 		a.sessions.Put(ctx, sessResetDone, true)
+		// Only an application's login: a reset begun on the stand-alone
+		// account page ends as the manual says, with Logout.
+		if tx, err := a.loadTx(ctx, acc.ResumeTx); err == nil && tx.Request.ClientID != "" {
+			next, err := a.nextURL(ctx, tx)
+			if err != nil {
+				a.serverError(w, r, err)
+				return
+			}
+			page.ContinueURL = next
+		}
 	case "enroll":
 		// Confirming a code of the new factor proves it for the login that
 		// is waiting on it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/campusidp/campusidp/config"
 )
@@ -87,19 +88,28 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 		// so it is waiting when the page opens, unless a code mailed for an
 		// earlier login is still valid: then the page says so and nothing is
 		// sent (a reload or a new login must not mail again).
-		if f.DefaultMethod() == methodEmail && !tx.Request.KeysOnly && tx.CodeSentAt.IsZero() {
+		if f.DefaultMethod() == methodEmail && !tx.Request.KeysOnly {
 			sent, err := a.codes.Outstanding(ctx, a.loginSubject(ctx, u.ID))
 			switch {
 			case err != nil:
 				a.serverError(w, r, err)
 				return
 			case !sent.IsZero():
-				tx.CodeSentAt = sent
-				tx.changed = true
+				if !sent.Equal(tx.CodeSentAt) {
+					tx.CodeSentAt = sent
+					tx.changed = true
+				}
 			default:
 				// Within the cooldown (the last code was used or voided)
 				// the page offers Send; that is no error worth showing.
-				if errKey := a.sendLoginCode(ctx, tx); errKey != "" && errKey != "mfa.cooldown" {
+				switch errKey := a.sendLoginCode(ctx, tx); errKey {
+				case "":
+				case "mfa.cooldown":
+					if !tx.CodeSentAt.IsZero() {
+						tx.CodeSentAt = time.Time{} // that code is gone
+						tx.changed = true
+					}
+				default:
 					a.flashError(ctx, errKey)
 				}
 			}

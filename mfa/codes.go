@@ -379,6 +379,17 @@ func (c *Codes) tryCode(ctx context.Context, s Subject, code string, now time.Ti
 	return nil
 }
 
+// Void withdraws every outstanding code of s and ends its cooldown: the
+// address they went to is no longer the user's (reset, address change),
+// and the next login must mail the new one at once.
+func (c *Codes) Void(ctx context.Context, s Subject) error {
+	err := c.records.DeleteRecord(ctx, recordCode, c.recordID(s))
+	if errors.Is(err, ErrRecordNotFound) {
+		err = nil
+	}
+	return errors.Join(err, c.counters.Reset(ctx, c.cooldownKey(s)))
+}
+
 // IssueFor stores a code for s without mailing limits: the helpdesk reads it
 // out on the phone after checking the caller (the helpdesk is not subject to
 // the user's cooldown or send cap). It replaces any earlier one.

@@ -416,3 +416,18 @@ func TestUsedCodeEndsTheCooldown(t *testing.T) {
 		t.Fatalf("a new login right after a used code: %v", err)
 	}
 }
+
+func TestVoidWithdrawsCodesAndCooldown(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	code, _ := c.Issue(ctx, alice)
+	if err := c.Void(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(ctx, alice, code); !errors.Is(err, mfa.ErrCodeInvalid) {
+		t.Fatalf("voided code: %v", err)
+	}
+	if _, err := c.Issue(ctx, alice); err != nil {
+		t.Fatalf("issue right after Void: %v", err)
+	}
+}

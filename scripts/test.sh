@@ -80,3 +80,9 @@ go vet ./...
 
 echo "== go test -race"
 go test -race -count=1 -timeout 15m "$@" ./...
+
+# The example embedding program is a module of its own with a path outside
+# the project's, so Go's internal/ rule applies to it as to any outside
+# user: it proves the public API suffices.
+echo "== examples/embed (separate module)"
+(cd examples/embed && go vet ./... && go test -race -count=1 ./...)

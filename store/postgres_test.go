@@ -29,7 +29,7 @@ func openPostgres(t *testing.T) *store.DB {
 }
 
 func TestPostgresConformance(t *testing.T) {
-	storetest.Run(t, openPostgres)
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openPostgres(t) })
 }
 
 // TestPostgresFirstSigningKeyIsCreatedOnce: instances starting together on

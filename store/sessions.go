@@ -33,6 +33,20 @@ var (
 	_ scs.IterableCtxStore = (*SessionStore)(nil)
 )
 
+// BrowserSessions is where browser sessions live: an scs store (with and
+// without contexts, iterable) whose sessions BindSessionUser and
+// DeleteUserSessions act on. A store written outside this package offers
+// one through its Sessions method for storetest.Run.
+type BrowserSessions interface {
+	scs.CtxStore
+	scs.IterableStore
+	scs.IterableCtxStore
+}
+
+// Sessions returns the store's browser sessions as BrowserSessions, for
+// storetest.Run and for idp.Options.Sessions.
+func (db *DB) Sessions() BrowserSessions { return db.SessionStore() }
+
 // SessionStore returns the scs store backed by db.
 func (db *DB) SessionStore() *SessionStore { return &SessionStore{db: db} }
 

@@ -24,5 +24,5 @@ func openSQLite(t *testing.T) *store.DB {
 }
 
 func TestSQLiteConformance(t *testing.T) {
-	storetest.Run(t, openSQLite)
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openSQLite(t) })
 }

@@ -33,6 +33,7 @@ func writeConfig(t *testing.T, ls *testldap.Server, smtp *testsmtp.Server, publi
 server:
   listen: "127.0.0.1:0"
   public_url: %q
+  shutdown_delay: 0s
 ldap:
   urls: [%q]
   bind_dn: %q

@@ -34,6 +34,7 @@ func baseConfig(t *testing.T, ls *testldap.Server, smtp *testsmtp.Server) config
 	cfg := config.Default()
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.ShutdownTimeout = 10 * time.Second
+	cfg.Server.ShutdownDelay = 0 // TestShutdownTellsBalancerFirst sets one
 	cfg.LDAP.URLs = []string{ls.URL}
 	cfg.LDAP.BindDN = testldap.ServiceDN
 	cfg.LDAP.BindPassword = config.SecretValue(testldap.ServicePassword)
@@ -61,6 +62,9 @@ type node struct {
 	done   chan error
 	alive  atomic.Bool
 	once   sync.Once
+
+	// endDelay ends server.shutdown_delay early when closed.
+	endDelay chan struct{}
 }
 
 // startNode runs serve with cfg on a fresh loopback listener until the
@@ -82,13 +86,13 @@ func launchNode(name string, cfg config.Config) (*node, error) {
 		return nil, err
 	}
 	n := &node{name: name, url: "http://" + inner.Addr().String(), cfg: cfg, log: &testenv.SyncBuffer{},
-		ln: &killableListener{Listener: inner}, done: make(chan error, 1)}
+		ln: &killableListener{Listener: inner}, done: make(chan error, 1), endDelay: make(chan struct{})}
 	logger := slog.New(slog.NewJSONHandler(n.log, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	ready := make(chan struct{})
 	go func() {
-		n.done <- serve(ctx, &n.cfg, logger, &extras{ready: func(string) { close(ready) }}, n.ln)
+		n.done <- serve(ctx, &n.cfg, logger, &extras{ready: func(string) { close(ready) }, endDelay: n.endDelay}, n.ln)
 	}()
 	select {
 	case <-ready:

@@ -57,6 +57,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 	_, _ = rand.Read(secret)
 	cfg.Server.Listen = ln.Addr().String()
 	cfg.Server.PublicURL = baseURL
+	cfg.Server.ShutdownDelay = 0 // no load balancer to tell
 	cfg.Security.SecretKey = config.SecretValue(hex.EncodeToString(secret))
 	cfg.Store.Driver = "sqlite"
 	cfg.Store.DSN = config.SecretValue(filepath.Join(dir, "idp.db"))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -132,6 +133,8 @@ type pinger interface {
 type readiness struct {
 	checks []namedCheck
 	logger *slog.Logger
+	// draining is set on SIGTERM: not ready, whatever the checks say.
+	draining atomic.Bool
 	// failing holds the names that failed last time, to log changes only:
 	// probes run every few seconds.
 	mu      sync.Mutex
@@ -146,7 +149,17 @@ type namedCheck struct {
 // readyTimeout bounds each check, well below a load balancer's probe timeout.
 const readyTimeout = 2 * time.Second
 
+// drain makes every later probe answer 503 (the instance is stopping).
+func (rd *readiness) drain() { rd.draining.Store(true) }
+
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rd.draining.Load() {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: shutting down\n"))
+		return
+	}
 	errs := make([]error, len(rd.checks))
 	var wg sync.WaitGroup
 	for i, c := range rd.checks {

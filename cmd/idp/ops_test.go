@@ -315,6 +315,7 @@ func TestServeCommandOnPostgresLogsJSON(t *testing.T) {
 server:
   listen: "127.0.0.1:0"
   public_url: "http://127.0.0.1"
+  shutdown_delay: 0s
 ldap:
   urls: [%q]
   bind_dn: %q

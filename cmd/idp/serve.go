@@ -74,6 +74,8 @@ type extras struct {
 	outbox *mail.Outbox
 	// ready, when set, is told the listening address once the server accepts.
 	ready func(addr string)
+	// endDelay, when closed, ends server.shutdown_delay early (tests).
+	endDelay <-chan struct{}
 }
 
 // newSender builds the configured mail transport.
@@ -264,6 +266,20 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	// Tell the load balancer first: /readyz fails from now on, while the
+	// listener keeps serving whatever still arrives.
+	in.ready.drain()
+	logger.Info("idp shutting down: not ready, still serving", "delay", cfg.Server.ShutdownDelay)
+	var endDelay <-chan struct{}
+	if ex != nil {
+		endDelay = ex.endDelay
+	}
+	delay := time.NewTimer(cfg.Server.ShutdownDelay)
+	select {
+	case <-delay.C:
+	case <-endDelay:
+		delay.Stop()
 	}
 	logger.Info("idp shutting down", "timeout", cfg.Server.ShutdownTimeout)
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/campusidp/campusidp/config"
 )
 
@@ -281,6 +283,59 @@ func TestFederationBackingFile(t *testing.T) {
 	r2.loadAll(ctx)
 	if st := r2.Federations(); st[0].Entities != 5 {
 		t.Errorf("start from the backing file: %+v", st)
+	}
+}
+
+// TestFederationSizeLimit: saml.max_metadata_bytes refuses a larger
+// aggregate, from a URL or a file, and the metrics report the refusal.
+func TestFederationSizeLimit(t *testing.T) {
+	ctx := context.Background()
+	key, cert := unitKey(t, 1)
+	_, spCert := unitKey(t, 0)
+	md := SignAggregate(t, BuildAggregate(nil, 10, base64.StdEncoding.EncodeToString(spCert.Raw), time.Now().Add(time.Hour)), key, cert)
+	mdSrv := &metadataServer{}
+	mdSrv.set(http.StatusOK, md)
+	srv := httptest.NewServer(mdSrv)
+	defer srv.Close()
+	fromURL := federationOf(t, srv.URL, cert)
+	fromFile := federationOf(t, "", cert)
+	fromFile.Name, fromFile.MetadataFile = "filefed", filepath.Join(t.TempDir(), "fed.xml")
+	if err := os.WriteFile(fromFile.MetadataFile, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int64{int64(len(md)), int64(len(md)) - 1} {
+		r := newTestRegistry(openStore(t), nil, time.Now)
+		r.opts.feds = []config.SAMLFederation{fromURL, fromFile}
+		r.opts.maxSize = limit
+		r = newRegistry(r.opts)
+		r.loadAll(ctx)
+		for _, st := range r.Federations() {
+			if fits := limit >= int64(len(md)); (st.Entities == 10) != fits || (st.Failures == 0) != fits {
+				t.Errorf("limit %d, aggregate of %d bytes: %+v", limit, len(md), st)
+			}
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(federationCollector{r})
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range families {
+			for _, m := range mf.GetMetric() {
+				v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = v
+			}
+		}
+		wantEntities, wantFailures := 10.0, 0.0
+		if limit < int64(len(md)) {
+			wantEntities, wantFailures = 0, 1
+		}
+		if len(got) != 6 || got["idp_saml_federation_entities/filefed"] != wantEntities ||
+			got["idp_saml_federation_refresh_failures_total/testfed"] != wantFailures ||
+			(got["idp_saml_federation_last_success_timestamp_seconds/testfed"] > 0) != (wantFailures == 0) {
+			t.Errorf("limit %d: metrics %v", limit, got)
+		}
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testAddRecord(t *testing.T, open func(t *testing.T) *store.DB) {
+func testAddRecord(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 
 	t.Run("OnlyWhenAbsentOrExpired", func(t *testing.T) {

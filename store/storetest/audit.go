@@ -13,7 +13,7 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testAudit(t *testing.T, open func(t *testing.T) *store.DB) {
+func testAudit(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 
 	t.Run("AppendAndListRoundTrip", func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testCounters(t *testing.T, open func(t *testing.T) *store.DB) {
+func testCounters(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 	const window = 15 * time.Minute
 

@@ -9,7 +9,7 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testDeleteExpired(t *testing.T, open func(t *testing.T) *store.DB) {
+func testDeleteExpired(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 	db := open(t)
 	// Sessions are judged by the wall clock, so the whole test is too.
@@ -41,7 +41,7 @@ func testDeleteExpired(t *testing.T, open func(t *testing.T) *store.DB) {
 			t.Fatal(err)
 		}
 	}
-	s := db.SessionStore()
+	s := db.Sessions()
 	if err := s.CommitCtx(ctx, "old-session", []byte("x"), now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testOIDC(t *testing.T, open func(t *testing.T) *store.DB) {
+func testOIDC(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 	grant := func(id string) store.OIDCGrant {
 		return store.OIDCGrant{ID: id, ClientID: "portal", UserID: "alice", Created: t0, Expires: t0.Add(24 * time.Hour)}

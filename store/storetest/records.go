@@ -17,7 +17,7 @@ import (
 // argument so expiry is tested without sleeping.
 var t0 = time.Date(2030, 4, 1, 9, 0, 0, 123456789, time.UTC)
 
-func testRecords(t *testing.T, open func(t *testing.T) *store.DB) {
+func testRecords(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 
 	t.Run("GetAtAndAfterExpiry", func(t *testing.T) {
@@ -270,7 +270,7 @@ func testRecords(t *testing.T, open func(t *testing.T) *store.DB) {
 	})
 }
 
-func mustPut(t *testing.T, db *store.DB, kind, id string, value []byte, expires time.Time) {
+func mustPut(t *testing.T, db Store, kind, id string, value []byte, expires time.Time) {
 	t.Helper()
 	if err := db.PutRecord(context.Background(), kind, id, value, expires); err != nil {
 		t.Fatalf("PutRecord(%s, %s): %v", kind, id, err)

@@ -15,12 +15,12 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
+func testSessions(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 
 	t.Run("CommitFindDelete", func(t *testing.T) {
 		db := open(t)
-		s := db.SessionStore()
+		s := db.Sessions()
 		live := time.Now().Add(time.Hour)
 		steps := []struct {
 			name      string
@@ -53,7 +53,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("ContextFreeMethods", func(t *testing.T) {
 		db := open(t)
-		s := db.SessionStore()
+		s := db.Sessions()
 		if err := s.Commit("t", []byte("d"), time.Now().Add(time.Hour)); err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
@@ -73,7 +73,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("AllReturnsLiveSessionsOnly", func(t *testing.T) {
 		db := open(t)
-		s := db.SessionStore()
+		s := db.Sessions()
 		all, err := s.AllCtx(ctx)
 		if err != nil || all == nil || len(all) != 0 {
 			t.Fatalf("AllCtx on empty store = %#v, %v; want an empty non-nil map", all, err)
@@ -96,7 +96,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("DeleteUserSessions", func(t *testing.T) {
 		db := open(t)
-		s := db.SessionStore()
+		s := db.Sessions()
 		live := time.Now().Add(time.Hour)
 		bindings := []struct{ token, user string }{
 			{"alice-1", "alice"}, {"alice-2", "alice"}, {"alice-current", "alice"},
@@ -143,7 +143,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 
 	t.Run("DeleteDropsBinding", func(t *testing.T) {
 		db := open(t)
-		s := db.SessionStore()
+		s := db.Sessions()
 		if err := db.BindSessionUser(ctx, "t", "alice"); err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 	t.Run("WithSCSManager", func(t *testing.T) {
 		db := open(t)
 		sm := scs.New()
-		sm.Store = db.SessionStore()
+		sm.Store = db.Sessions()
 		mux := http.NewServeMux()
 		mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
 			sm.Put(r.Context(), "user", "alice")
@@ -199,13 +199,13 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.DB) {
 		if got := rec.Body.String(); got != "alice" {
 			t.Fatalf("session value = %q, want alice", got)
 		}
-		if _, found, err := db.SessionStore().FindCtx(ctx, cookies[0].Value); err != nil || !found {
+		if _, found, err := db.Sessions().FindCtx(ctx, cookies[0].Value); err != nil || !found {
 			t.Fatalf("session not in the store: found=%v err=%v", found, err)
 		}
 	})
 }
 
-func assertLiveTokens(t *testing.T, s *store.SessionStore, want ...string) {
+func assertLiveTokens(t *testing.T, s store.BrowserSessions, want ...string) {
 	t.Helper()
 	all, err := s.AllCtx(context.Background())
 	if err != nil {

@@ -11,13 +11,13 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-func testWebAuthn(t *testing.T, open func(t *testing.T) *store.DB) {
+func testWebAuthn(t *testing.T, open func(t *testing.T) Store) {
 	ctx := context.Background()
 	cred := func(id, user string, created time.Time) store.WebAuthnCredential {
 		return store.WebAuthnCredential{ID: id, UserID: user, UserHandle: []byte("handle-" + user), Name: "key " + id,
 			AAGUID: "00112233445566778899aabbccddeeff", SignCount: 5, Data: []byte(`{"k":"` + id + `"}`), Created: created}
 	}
-	add := func(t *testing.T, db *store.DB, c store.WebAuthnCredential) {
+	add := func(t *testing.T, db Store, c store.WebAuthnCredential) {
 		t.Helper()
 		if err := db.AddWebAuthnCredential(ctx, c); err != nil {
 			t.Fatalf("AddWebAuthnCredential(%s): %v", c.ID, err)
