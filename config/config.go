@@ -1,7 +1,3 @@
-// Package config holds the IdP's single YAML configuration tree: the
-// structs, their defaults, strict parsing (unknown keys are errors, never
-// silently ignored) and a Validate that reports every problem at once, each
-// with the dotted path of the offending key.
 package config
 
 import (

@@ -674,6 +674,10 @@ func TestValidateRules(t *testing.T) {
 		{"webauthn timeout short", func(c *Config) { c.MFA.WebAuthn.Timeout = time.Second }, "mfa.webauthn.timeout", "at least 30s"},
 		{"webauthn passwordless without factor", func(c *Config) { c.MFA.WebAuthn.Enabled = false; c.MFA.WebAuthn.Passwordless = true }, "mfa.webauthn.passwordless", "needs mfa.webauthn.enabled"},
 		{"acr phishing resistant equals mfa", func(c *Config) { c.OIDC.ACR.PhishingResistant = c.OIDC.ACR.MFA }, "oidc.acr.phishing_resistant", "must differ"},
+		{"acr phishing resistant without keys", func(c *Config) {
+			c.OIDC.ACR.PhishingResistant = "https://example.ac.jp/acr/phr"
+			c.MFA.WebAuthn.Enabled = false
+		}, "oidc.acr.phishing_resistant", "needs mfa.webauthn.enabled"},
 		{"acr phishing resistant ok", func(c *Config) { c.OIDC.ACR.PhishingResistant = "https://example.ac.jp/acr/phr" }, "", ""},
 
 		{"log text debug ok", func(c *Config) { c.Log = Log{Level: "debug", Format: LogText} }, "", ""},

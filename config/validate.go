@@ -121,6 +121,9 @@ func (c *Config) Validate(own ...Part) error {
 // validateRPID checks that browsers will accept the WebAuthn RP ID on
 // this site: the public host itself or a parent domain of it.
 func (c *Config) validateRPID(v *validator) {
+	if !c.MFA.WebAuthn.Enabled && (c.OIDC.ACR.PhishingResistant != "" || c.OIDC.ACR.Methods.WebAuthn != "") {
+		v.add("oidc.acr.phishing_resistant", "needs mfa.webauthn.enabled: no login could satisfy it")
+	}
 	rp := c.MFA.WebAuthn.RPID
 	u, err := url.Parse(c.Server.PublicURL)
 	if rp == "" || !isHostname(rp) || err != nil || u.Hostname() == "" {

@@ -1,7 +1,3 @@
-// Package idp is the login core and HTTP application: the router, the
-// middleware (security headers, sessions, CSRF), the login transaction and its
-// steps, and the user's own pages. Protocol front-ends (OIDC, SAML) start a
-// login transaction here and finish it once every required step is done.
 package idp
 
 import (

@@ -8,10 +8,13 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/mfa"
 )
 
@@ -210,4 +213,64 @@ func FormatWhen(t time.Time) string { return formatWhen(t) }
 // script stays forbidden.
 func AllowScripts(w http.ResponseWriter) {
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicy+"; script-src 'self'")
+}
+
+// ErrKeyAccountRefused: a passkey named an account the directory does not
+// have or has disabled. The caller shows the one generic refusal.
+var ErrKeyAccountRefused = errors.New("idp: passkey account unknown or disabled")
+
+// PasswordStep loads login transaction txID for a passkey-first sign-in
+// and reports whether it is waiting for its first step; otherwise it sends
+// the browser on to whatever the login needs and returns false.
+func (a *App) PasswordStep(w http.ResponseWriter, r *http.Request, txID string) bool {
+	ctx := r.Context()
+	tx, err := a.loadTx(ctx, txID)
+	if errors.Is(err, ErrLoginNotFound) {
+		a.startLocalLogin(w, r, "/user/", AuthRequest{})
+		return false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	st, err := a.pendingStep(ctx, tx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	if st != stepPassword {
+		a.advance(w, r, tx)
+		return false
+	}
+	return true
+}
+
+// SignInWithKey completes login transaction txID with a passkey verified
+// by the caller (user verification included): the account is read live
+// from the directory, and an unknown or disabled one is refused with
+// ErrKeyAccountRefused (nothing is signed in). Otherwise the session is
+// signed in with amr (hwk or swk) plus mfa, as both steps, and the browser
+// moves on. Outages are returned as errors for the caller to show.
+func (a *App) SignInWithKey(w http.ResponseWriter, r *http.Request, txID, userID string, amr ...string) error {
+	ctx := r.Context()
+	tx, err := a.loadTx(ctx, txID)
+	if err != nil {
+		return err
+	}
+	u, err := a.dir.Lookup(ctx, userID)
+	if errors.Is(err, ldapstore.ErrUserNotFound) || (err == nil && u.Disabled) {
+		return ErrKeyAccountRefused
+	}
+	if err != nil {
+		return fmt.Errorf("idp: passkey sign-in: %w", err)
+	}
+	if err := a.signIn(ctx, u, amr...); err != nil {
+		return err
+	}
+	now := a.now()
+	tx.UserID, tx.PasswordAt, tx.FactorAt, tx.changed = u.ID, now, now, true
+	a.audit(ctx, "login_passkey_ok", u.ID, map[string]string{"amr": strings.Join(amr, " ")})
+	a.observeFactor(MethodSecurityKey, "")
+	a.advance(w, r, tx)
+	return nil
 }

@@ -17,6 +17,8 @@ type loginForm struct {
 	ID         string
 	Remember   bool
 	ClientName string
+	// Passkey offers "Sign in with a passkey" (mfa.webauthn.passwordless).
+	Passkey bool
 }
 
 func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,7 @@ func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) renderLoginForm(w http.ResponseWriter, r *http.Request, status int, txID, id, errKey string) {
 	ctx := r.Context()
-	form := loginForm{TxID: txID, ID: id}
+	form := loginForm{TxID: txID, ID: id, Passkey: a.keys != nil && a.cfg.MFA.WebAuthn.Passwordless}
 	if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
 		form.Remember = true
 	}

@@ -74,6 +74,11 @@ func (a *App) handleMFAPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method := pageMethod(f, r.URL.Query().Get("method"))
+	if tx.Request.KeysOnly && a.keys == nil {
+		// Security keys are off here: nothing can satisfy the request.
+		a.renderError(w, r, http.StatusForbidden, "error.title", "key.unavailable")
+		return
+	}
 	if a.keys != nil && (method == MethodSecurityKey || tx.Request.KeysOnly) {
 		// The security-key step is the plug-in's page.
 		http.Redirect(w, r, "/mfa/key?tx="+url.QueryEscape(tx.ID), http.StatusSeeOther)

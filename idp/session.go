@@ -149,8 +149,10 @@ func (a *App) authState(ctx context.Context) *AuthState {
 }
 
 // signIn records a password login. The token is renewed (privilege change),
-// and the session is re-started if it belonged to someone else.
-func (a *App) signIn(ctx context.Context, u *ldapstore.User) error {
+// and the session is re-started if it belonged to someone else. With
+// keyAMR, it records a passkey login instead (no password; the key is
+// both steps, see SignInWithKey).
+func (a *App) signIn(ctx context.Context, u *ldapstore.User, keyAMR ...string) error {
 	prev := a.currentUser(ctx)
 	if prev != nil && prev.ID != u.ID {
 		binding := a.sessions.GetString(ctx, sessBinding)
@@ -167,7 +169,10 @@ func (a *App) signIn(ctx context.Context, u *ldapstore.User) error {
 	now := a.now()
 	a.sessions.Put(ctx, sessUser, sessionUserFrom(u))
 	state := &AuthState{AuthTime: now, AMR: []string{"pwd"}}
-	if prev != nil && prev.ID == u.ID {
+	if len(keyAMR) > 0 {
+		state = &AuthState{AuthTime: now, AMR: append(append([]string(nil), keyAMR...), "mfa"), FactorAt: now,
+			FactorMethod: MethodSecurityKey}
+	} else if prev != nil && prev.ID == u.ID {
 		// A second factor done earlier in this session stays valid.
 		old := a.authState(ctx)
 		state.FactorAt = old.FactorAt

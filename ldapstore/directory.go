@@ -1,11 +1,3 @@
-// Package ldapstore checks campus passwords against an LDAP directory and
-// reads user attributes, account status and groups.
-//
-// Searches run as a read-only service account over a pooled connection;
-// passwords are verified by binding as the user on connections of a
-// separate pool that is never used for searches. Unknown IDs cost the same
-// round trips as known ones, and directory outages are reported as
-// ErrDirectoryUnavailable, never as a failed login.
 package ldapstore
 
 import (

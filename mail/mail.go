@@ -1,8 +1,3 @@
-// Package mail delivers the IdP's mail: over SMTP in production (SMTP), or
-// into an in-memory outbox in development (Outbox).
-//
-// Mail bodies carry one-time codes, so neither transport ever logs a body,
-// and recipient addresses appear in logs only masked (MaskAddress).
 package mail
 
 import (

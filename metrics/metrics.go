@@ -1,11 +1,3 @@
-// Package metrics holds the IdP's Prometheus metrics: one Metrics value per
-// process, with one small method per event that the login core, the
-// protocol front-ends and the wiring call. Every method is a no-op on a nil
-// *Metrics, so code that may run without metrics (library use, tests) calls
-// them unconditionally.
-//
-// Label values come from fixed sets or from registered route patterns,
-// never from user input, so the number of series stays bounded.
 package metrics
 
 import (

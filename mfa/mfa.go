@@ -1,7 +1,3 @@
-// Package mfa holds the second factors as pure logic over small interfaces:
-// one-time codes mailed to a private address (login, setup and reset), the
-// account-wide failure budget they share, and e-mail address rules. It knows
-// nothing of HTTP, templates or a particular database.
 package mfa
 
 import (

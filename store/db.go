@@ -1,8 +1,3 @@
-// Package store persists the IdP's state: browser sessions, expiring records
-// (login transactions, OIDC requests, codes), attempt counters and the audit
-// log. SQLite is the embedded default; every behaviour is specified by the
-// conformance suite in package storetest so other SQL backends can be checked
-// against the same tests.
 package store
 
 import (

@@ -89,6 +89,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		ClientName: clientName(c),
 		ReturnTo:   callbackURL(a.ID),
 		RequireMFA: a.RequireMFA,
+		KeysOnly:   a.RequireKey,
 		MaxAge:     a.maxAge(),
 		ForceLogin: a.promptLogin(),
 	}
@@ -208,7 +209,7 @@ func (p *Provider) handleCallback(w http.ResponseWriter, r *http.Request) {
 // the login pages' form posts, so the last hop must not be a redirect.
 func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest, c *client, res *idp.AuthResult, afterForm bool) {
 	ctx := p.ctx(r)
-	if a.RequireMFA && !res.MFA {
+	if a.RequireMFA && !res.MFA || a.RequireKey && res.FactorMethod != idp.MethodSecurityKey {
 		// The login core never finishes without the demanded factor.
 		p.showError(w, r, http.StatusInternalServerError, pageInternal, errors.New("login finished without the required second factor"))
 		return

@@ -1,11 +1,3 @@
-// Package oidcprovider is the IdP's OpenID Connect front-end: an
-// op.Provider of github.com/zitadel/oidc/v3 over the IdP store, whose
-// authorization endpoint turns each request into a login transaction of the
-// login core (package idp) and finishes it with a code.
-//
-// Only the authorization code flow with PKCE (S256) exists: no implicit,
-// hybrid or password grant. Codes are single use and short-lived, refresh
-// tokens rotate with replay detection, signing keys rotate on a schedule.
 package oidcprovider
 
 import (

@@ -25,10 +25,13 @@ type authRequest struct {
 	Prompt              []string `json:"prompt,omitempty"`
 	MaxAge              *uint    `json:"max_age,omitempty"`
 	// HintSubject is the sub of a valid id_token_hint.
-	HintSubject string    `json:"hint_subject,omitempty"`
-	RequireMFA  bool      `json:"require_mfa,omitempty"`
-	LoginTx     string    `json:"login_tx,omitempty"`
-	Created     time.Time `json:"created"`
+	HintSubject string `json:"hint_subject,omitempty"`
+	RequireMFA  bool   `json:"require_mfa,omitempty"`
+	// RequireKey: acr_values asked for a phishing-resistant login (a
+	// security key or passkey only).
+	RequireKey bool      `json:"require_key,omitempty"`
+	LoginTx    string    `json:"login_tx,omitempty"`
+	Created    time.Time `json:"created"`
 
 	// Set once the login is finished.
 	IsDone   bool      `json:"done,omitempty"`

@@ -135,10 +135,13 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	case req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
-	requireMFA := c.cfg.RequireMFA
+	requireMFA, requireKey := c.cfg.RequireMFA, false
 	for _, acr := range req.ACRValues {
 		if s.cfg.ACR.Demands(acr) {
 			requireMFA = true
+		}
+		if s.cfg.ACR.DemandsPhishingResistant(acr) {
+			requireMFA, requireKey = true, true
 		}
 	}
 	now := s.now()
@@ -157,6 +160,7 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		MaxAge:              req.MaxAge,
 		HintSubject:         hintSubject,
 		RequireMFA:          requireMFA,
+		RequireKey:          requireKey,
 		Created:             now,
 	}
 	if err := s.saveAuthRequest(ctx, a); err != nil {

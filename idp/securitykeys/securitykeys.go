@@ -89,7 +89,7 @@ func Mount(opts Options) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.App.AddPages("security_keys", "mfa_key"); err != nil {
+	if err := opts.App.AddPages("security_keys", "mfa_key", "passkey_login"); err != nil {
 		return nil, fmt.Errorf("securitykeys: %w", err)
 	}
 	k.routes()
@@ -136,6 +136,10 @@ func (k *Keys) routes() {
 	k.app.Handle("POST /user/otp/keys/remove", http.HandlerFunc(k.handleRemove))
 	k.app.Handle("GET /mfa/key", http.HandlerFunc(k.handleLoginPage))
 	k.app.Handle("POST /mfa/key", http.HandlerFunc(k.handleLogin))
+	if k.cfg.Passwordless {
+		k.app.Handle("GET /login/passkey", http.HandlerFunc(k.handlePasskeyPage))
+		k.app.Handle("POST /login/passkey", http.HandlerFunc(k.handlePasskey))
+	}
 }
 
 // RemoveKeys deletes every key of the user (idp.KeyFactor).
@@ -225,6 +229,7 @@ type ceremony struct {
 const (
 	sessRegister = "webauthn_register"
 	sessLogin    = "webauthn_login"
+	sessPasskey  = "webauthn_passkey"
 )
 
 func (k *Keys) putCeremony(ctx context.Context, key string, c ceremony) error {
