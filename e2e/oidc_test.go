@@ -75,7 +75,11 @@ func (rp *testRP) start(w http.ResponseWriter, r *http.Request) {
 	rp.mu.Lock()
 	rp.starts[state] = st
 	rp.mu.Unlock()
-	http.Redirect(w, r, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(st.verifier), gooidc.Nonce(st.nonce)), http.StatusFound)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(st.verifier), gooidc.Nonce(st.nonce)}
+	if acr := r.URL.Query().Get("acr"); acr != "" { // /start?acr=... asks for an acr
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", acr))
+	}
+	http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusFound)
 }
 
 func (rp *testRP) callback(w http.ResponseWriter, r *http.Request) {

@@ -184,3 +184,53 @@ func TestSecurityKeyUnsupportedBrowser(t *testing.T) {
 		t.Fatal("the register button stays enabled without WebAuthn")
 	}
 }
+
+// A relying party that asks for the phishing-resistant acr gets a login
+// with the key only: a session whose factor was a mailed code does not
+// count, the MFA page offers the key alone and mails no code, and the ID
+// token carries that acr.
+func TestSecurityKeyRequiredByRP(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	rp := newTestRP(t)
+	const phr = "https://campus.example/acr/phr"
+	e := testenv.New(t, testenv.Localhost, testenv.RequireMFA, func(c *config.Config, _ *ldapstore.Config) {
+		c.OIDC.Keys.Algorithm = config.OIDCAlgES256
+		c.OIDC.ACR.PhishingResistant = phr
+		c.OIDC.Clients = []config.OIDCClient{{ID: rpClientID, Name: rpClientName, Secret: config.SecretValue(rpSecret),
+			RedirectURIs: []string{rp.srv.URL + "/cb"}, Scopes: []string{"openid", "profile", "email"}}}
+	})
+	e.Clock.Set(time.Now())
+	op, err := oidcprovider.New(t.Context(), oidcprovider.Options{Config: e.Config, App: e.App, Store: e.DB,
+		Directory: e.Directory, Now: e.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.Mount(e.App)
+	rp.issuer = op.Issuer()
+	const addr = "alice.phr@example.org"
+
+	tb := newTab(t, e)
+	tb.addAuthenticator()
+	tb.enroll(testldap.Alice, addr) // signed in with the mailed code
+	tb.open("/user/otp/keys")
+	tb.fill("key-name", "YubiKey")
+	tb.click(registerKey)
+	tb.mustSee(settingsDone)
+
+	mails := e.MailCount(addr, testenv.OTPSubject)
+	tb.navigate(chromedp.Navigate(rp.srv.URL + "/start?acr=" + phr))
+	tb.mustSee(mfaKeyTitle, "This service requires signing in with a security key or passkey.")
+	if strings.Contains(tb.text(), "Multi-Factor Authentication : Email") {
+		t.Fatal("the key-only MFA page offers the mailed code")
+	}
+	tb.page("key required by the relying party", http.StatusOK)
+	tb.click(mfaKeyButton)
+	tb.waitForURL(rp.srv.URL + "/cb")
+	if got := tb.rpResult(); !strings.Contains(got, "acr="+phr) || !strings.Contains(got, "hwk") {
+		t.Fatalf("the relying party got %s", got)
+	}
+	if e.MailCount(addr, testenv.OTPSubject) != mails {
+		t.Error("a code was mailed for a key-only login")
+	}
+}

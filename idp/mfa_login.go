@@ -88,6 +88,15 @@ func (a *App) handleMFAPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) renderMFA(w http.ResponseWriter, r *http.Request, status int, tx *LoginTx, u *SessionUser, f *Factors, method, errKey string, cause error) {
+	if (method == MethodSecurityKey || f.Email == nil && f.TOTP == nil) && a.keys != nil {
+		// A refused recovery code (or code) of a user whose method is the
+		// key goes back to the key page, with the message.
+		if errKey != "" {
+			a.flashError(r.Context(), errKey)
+		}
+		http.Redirect(w, r, "/mfa/key?tx="+url.QueryEscape(tx.ID), http.StatusSeeOther)
+		return
+	}
 	page := mfaPage{Method: method, TxID: tx.ID, UserID: u.ID, Sent: !tx.CodeSentAt.IsZero(), LockedUntil: lockedUntil(cause),
 		HasKeys: a.keys != nil && f.Keys != nil}
 	name := "mfa_email"

@@ -324,3 +324,21 @@ func TestMetadataForFederations(t *testing.T) {
 		}
 	})
 }
+
+// TestWantAuthnRequestsSignedIsEnforced: an IdP whose metadata says
+// WantAuthnRequestsSigned refuses unsigned requests from every SP, and
+// takes signed ones.
+func TestWantAuthnRequestsSignedIsEnforced(t *testing.T) {
+	e := newEnv(t, append(standardSPs(t), optionalMFA, func(_ *env, cfg *config.Config) {
+		cfg.SAML.Metadata.WantAuthnRequestsSigned = true
+	})...)
+	b := e.browser()
+	_, unsigned := redirectURL(t, e.serviceProvider(e.sites["https://sp1.campus.example/shibboleth"]), "")
+	if p := b.Follow(b.Get(unsigned)); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "not valid") {
+		t.Errorf("unsigned request: %d, want refused:\n%s", p.Status, p.Body)
+	}
+	_, signed := redirectURL(t, e.serviceProvider(e.sites["https://sp2.campus.example/sp"]), "")
+	if p := b.Follow(b.Get(signed)); !isLoginForm(p) {
+		t.Errorf("signed request: %d, want the login form:\n%s", p.Status, p.Body)
+	}
+}

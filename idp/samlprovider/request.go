@@ -132,7 +132,8 @@ func (p *Provider) checkAuthnRequest(msg *message) (*authnRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !v.signed && v.sp.wantsSignedRequests() {
+	// The metadata's WantAuthnRequestsSigned is a promise to every SP.
+	if !v.signed && (v.sp.wantsSignedRequests() || p.cfg.Metadata.WantAuthnRequestsSigned) {
 		return nil, errUnsigned
 	}
 	a, err := p.parseAuthnRequest(v.sp, v.xml, msg.relayState)

@@ -451,3 +451,33 @@ func TestPasskeySignInOff(t *testing.T) {
 		t.Fatalf("/login/passkey with passwordless off: status %d, want 404", p.status)
 	}
 }
+
+// TestRecoveryCodeForLostKey: a user whose only factor is a lost key signs
+// in with a recovery code from the key page; a wrong code leads back to it.
+func TestRecoveryCodeForLostKey(t *testing.T) {
+	env := keyEnv(t)
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	p := b.registerKey(newSoftKey(t, "localhost"), "Lost key", origin(env))
+	codes := regexp.MustCompile(`<li><code>([^<]+)</code></li>`).FindAllStringSubmatch(p.body, -1)
+	if len(codes) == 0 {
+		t.Fatalf("no recovery codes shown with the first key:\n%s", p.body)
+	}
+
+	b2 := newBrowser(t, env)
+	lp := keyLoginPage(t, b2)
+	if !strings.Contains(lp.body, `action="/mfa/recovery"`) {
+		t.Fatal("the key page offers no recovery code")
+	}
+	wrong := b2.post("/mfa/recovery", url.Values{"csrf_token": {lp.hidden(t, "csrf_token")}, "tx": {lp.hidden(t, "tx")},
+		"recovery_code": {"0000-0000-00"}})
+	if wrong.status != http.StatusSeeOther || !strings.HasPrefix(wrong.location, "/mfa/key?tx=") {
+		t.Fatalf("wrong recovery code: status %d Location %q\n%s", wrong.status, wrong.location, wrong.body)
+	}
+	lp = b2.follow(wrong)
+	done := b2.follow(b2.post("/mfa/recovery", url.Values{"csrf_token": {lp.hidden(t, "csrf_token")}, "tx": {lp.hidden(t, "tx")},
+		"recovery_code": {html.UnescapeString(codes[0][1])}}))
+	if done.status != http.StatusOK || !strings.Contains(done.body, "<code>mfa</code>") {
+		t.Fatalf("recovery code: status %d\n%s", done.status, done.body)
+	}
+}
