@@ -3,8 +3,10 @@ package idp
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/metrics"
@@ -13,22 +15,42 @@ import (
 const rememberCookie = "idp_remember_id"
 
 type loginForm struct {
-	TxID       string
-	ID         string
-	Remember   bool
-	ClientName string
+	TxID        string
+	ID          string
+	Remember    bool
+	ClientName  string
+	LockedUntil string
 	// Passkey offers "Sign in with a passkey" (mfa.webauthn.passwordless).
 	Passkey bool
 }
+
+func (f loginForm) lockEnd() string { return f.LockedUntil }
 
 func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	txID := r.URL.Query().Get("tx")
 	tx, err := a.loadTx(ctx, txID)
 	if errors.Is(err, ErrLoginNotFound) {
-		// A bookmarked or expired login page starts a fresh login to the
-		// user's own pages instead of a dead end.
-		a.startLocalLogin(w, r, "/user/", AuthRequest{})
+		// A browser that did not send back the session cookie set with
+		// the last redirect here refuses cookies: starting yet another
+		// login would loop between /login and /login?tx= forever.
+		_, noCookie := r.Cookie(a.sessions.Cookie.Name)
+		if noCookie != nil && r.URL.Query().Get(cookieCheck) != "" {
+			a.renderError(w, r, http.StatusBadRequest, "error.cookies_title", "error.cookies")
+			return
+		}
+		// A bookmarked, expired or forwarded login page starts a fresh
+		// login to the user's own pages instead of a dead end.
+		id, err := a.BeginLogin(ctx, AuthRequest{ReturnTo: "/user/"})
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		target := LoginURL(id)
+		if noCookie != nil {
+			target += "&" + cookieCheck + "=1"
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
 	}
 	if err != nil {
@@ -52,8 +74,12 @@ func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) renderLoginForm(w http.ResponseWriter, r *http.Request, status int, txID, id, errKey string) {
+	a.renderLoginFormLocked(w, r, status, txID, id, errKey, "")
+}
+
+func (a *App) renderLoginFormLocked(w http.ResponseWriter, r *http.Request, status int, txID, id, errKey, lockedUntil string) {
 	ctx := r.Context()
-	form := loginForm{TxID: txID, ID: id, Passkey: a.keys != nil && a.cfg.MFA.WebAuthn.Passwordless}
+	form := loginForm{TxID: txID, ID: id, LockedUntil: lockedUntil, Passkey: a.keys != nil && a.cfg.MFA.WebAuthn.Passwordless}
 	if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
 		form.Remember = true
 	}
@@ -93,8 +119,8 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 
 	user, err := a.checkPassword(w, r, id, password)
 	if err != nil {
-		a.passwordRefused(w, r, err, func() {
-			a.renderLoginForm(w, r, http.StatusUnauthorized, tx.ID, id, "login.failed")
+		a.passwordRefused(w, r, err, func(status int, errKey, lockedUntil string) {
+			a.renderLoginFormLocked(w, r, status, tx.ID, id, errKey, lockedUntil)
 		})
 		return
 	}
@@ -110,17 +136,42 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	a.advance(w, r, tx)
 }
 
+// cookieCheck marks a redirect to a fresh login made for a request that
+// carried no session cookie.
+const cookieCheck = "cookie_check"
+
 var errLocked = errors.New("idp: password attempts exhausted")
 
+// passwordLockedError is errLocked with the end of the lock.
+type passwordLockedError struct{ until time.Time }
+
+func (e *passwordLockedError) Error() string { return errLocked.Error() }
+func (e *passwordLockedError) Unwrap() error { return errLocked }
+
 // passwordRefused answers a failed checkPassword: an outage page for an
-// outage, the form with the one generic message (via generic) otherwise.
-func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, generic func()) {
+// outage; otherwise the form (via show) with the one generic message, or,
+// when the budget is spent, "too many attempts" and when to try again, so
+// a user who has the right password is not sent to "Forgot your password?".
+// Every ID has a budget, known or not, so this tells nothing about accounts.
+func (a *App) passwordRefused(w http.ResponseWriter, r *http.Request, err error, show func(status int, errKey, lockedUntil string)) {
+	var locked *passwordLockedError
 	switch {
+	case errors.As(err, &locked):
+		show(http.StatusTooManyRequests, "login.locked", a.retryWhen(locked.until))
 	case errors.Is(err, errLocked), errors.Is(err, ldapstore.ErrInvalidCredentials):
-		generic()
+		show(http.StatusUnauthorized, "login.failed", "")
 	default:
 		a.serverError(w, r, err)
 	}
+}
+
+// retryWhen says when a lock ends, as a time and in minutes from now.
+func (a *App) retryWhen(until time.Time) string {
+	n := int(math.Ceil(until.Sub(a.now()).Minutes()))
+	if n < 1 {
+		n = 1
+	}
+	return fmt.Sprintf("%s (約%d分後 / in about %d minutes)", formatWhen(until), n, n)
 }
 
 // checkPassword canonicalises the typed ID, spends one attempt from the
@@ -147,13 +198,13 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 		return nil, invalidID
 	}
 	at.device = a.deviceNonce(r, at.canonical)
-	refusedBy, _, err := a.spendPasswordAttempt(ctx, at)
+	refusedBy, resetAt, err := a.spendPasswordAttempt(ctx, at)
 	if err != nil {
 		return nil, err
 	}
 	if refusedBy != "" {
 		a.observeLogin(loginLocked)
-		return nil, errLocked
+		return nil, &passwordLockedError{until: resetAt}
 	}
 
 	user, err := a.dir.Authenticate(ctx, at.canonical, password)

@@ -17,6 +17,8 @@ import (
 )
 
 const genericFailureEN = "The ECS-ID/SPS-ID or password is incorrect."
+
+const lockedEN = "Too many attempts. Please try again after the time below, or call the ICT Support Center."
 const genericFailureJA = "ECS-ID/SPS-ID またはパスワードが正しくありません。"
 
 func TestLoginThroughPages(t *testing.T) {
@@ -162,8 +164,11 @@ func TestPasswordBudgetLocksAndExpires(t *testing.T) {
 		b.submitLogin(b.openLogin(), testldap.Bob.ID, "wrong")
 	}
 	p := b.submitLogin(b.openLogin(), testldap.Bob.ID, testldap.Bob.Password)
-	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, genericFailureEN) {
-		t.Fatalf("locked account: status %d, want the generic failure", p.status)
+	// The right password on a spent budget says so (not "incorrect", which
+	// would send the user to "Forgot your password?"), and when to retry.
+	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, lockedEN) || !strings.Contains(p.body, "in about 10 minutes") ||
+		!strings.Contains(p.body, "試行回数が多すぎる") || strings.Contains(p.body, genericFailureEN) {
+		t.Fatalf("locked account: status %d, want the lock message\n%s", p.status, p.body)
 	}
 	locks, _ := e.db.ListAudit(context.Background(), store.AuditFilter{Subject: testldap.Bob.ID, Type: "login_locked"})
 	if len(locks) != 1 {
@@ -187,7 +192,7 @@ func TestPerIPBudget(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		b.submitLogin(b.openLogin(), fmt.Sprintf("guess%d", i), "wrong")
 	}
-	if p := b.submitLogin(b.openLogin(), testldap.Alice.ID, testldap.Alice.Password); p.status != http.StatusUnauthorized {
+	if p := b.submitLogin(b.openLogin(), testldap.Alice.ID, testldap.Alice.Password); p.status != http.StatusTooManyRequests {
 		t.Fatalf("per-IP budget not enforced: status %d", p.status)
 	}
 }

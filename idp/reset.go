@@ -88,8 +88,8 @@ func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := a.checkPassword(w, r, id, password)
 	if err != nil {
-		a.passwordRefused(w, r, err, func() {
-			a.renderPage(w, r, http.StatusUnauthorized, "reset_login", "login.failed", resetPage{ID: id, TxID: txID})
+		a.passwordRefused(w, r, err, func(status int, errKey, lockedUntil string) {
+			a.renderPage(w, r, status, "reset_login", errKey, resetPage{ID: id, TxID: txID, LockedUntil: lockedUntil})
 		})
 		return
 	}
