@@ -61,6 +61,7 @@ type Config struct {
 	SAML     SAML     `yaml:"saml"`
 	OIDC     OIDC     `yaml:"oidc"`
 	Metrics  Metrics  `yaml:"metrics"`
+	Audit    Audit    `yaml:"audit"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -423,6 +424,7 @@ func Default() Config {
 		SAML:    defaultSAML(),
 		OIDC:    defaultOIDC(),
 		Metrics: defaultMetrics(),
+		Audit:   defaultAudit(),
 	}
 }
 

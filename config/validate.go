@@ -113,6 +113,7 @@ func (c *Config) Validate(own ...Part) error {
 	c.Admin.validate(v, "admin")
 	c.OIDC.validate(v, "oidc")
 	c.Metrics.validate(v, "metrics")
+	c.Audit.validate(v, "audit")
 	c.validateRPID(v)
 	return errors.Join(v.errs...)
 }
