@@ -61,6 +61,7 @@ type Config struct {
 	SAML     SAML     `yaml:"saml"`
 	OIDC     OIDC     `yaml:"oidc"`
 	Metrics  Metrics  `yaml:"metrics"`
+	Audit    Audit    `yaml:"audit"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -138,7 +139,10 @@ type LDAP struct {
 	// IDPattern is the regular expression every login ID must match, after
 	// canonicalisation (NFKC, case folding), before it is counted or sent to
 	// the directory.
-	IDPattern        string         `yaml:"id_pattern"`
+	IDPattern string `yaml:"id_pattern"`
+	// TimingDecoyDN is the entry unknown IDs bind against (see
+	// config.example.yaml); empty binds them to a DN that does not exist.
+	TimingDecoyDN    string         `yaml:"timing_decoy_dn"`
 	Attributes       LDAPAttributes `yaml:"attributes"`
 	Groups           LDAPGroups     `yaml:"groups"`
 	PoolSize         int            `yaml:"pool_size"`
@@ -423,6 +427,7 @@ func Default() Config {
 		SAML:    defaultSAML(),
 		OIDC:    defaultOIDC(),
 		Metrics: defaultMetrics(),
+		Audit:   defaultAudit(),
 	}
 }
 

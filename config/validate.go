@@ -113,6 +113,7 @@ func (c *Config) Validate(own ...Part) error {
 	c.Admin.validate(v, "admin")
 	c.OIDC.validate(v, "oidc")
 	c.Metrics.validate(v, "metrics")
+	c.Audit.validate(v, "audit")
 	c.validateRPID(v)
 	return errors.Join(v.errs...)
 }
@@ -351,6 +352,11 @@ func (l LDAP) validate(v *validator, p string) {
 	}
 	if l.CAFile != "" {
 		validateCAFile(v, p+".ca_file", l.CAFile)
+	}
+	if l.TimingDecoyDN != "" {
+		if _, err := ldap.ParseDN(l.TimingDecoyDN); err != nil {
+			v.add(p+".timing_decoy_dn", "is not a valid DN: %v", err)
+		}
 	}
 	if v.required(p+".id_pattern", l.IDPattern) {
 		switch _, err := regexp.Compile(l.IDPattern); {

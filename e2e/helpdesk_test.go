@@ -159,3 +159,49 @@ func (tb *tab) shotPhone(step string) {
 	}
 	tb.screenshot(fmt.Sprintf("%s-%02d-%s-phone.png", tb.name, tb.shots.Add(1), screenshotPrefix(step)))
 }
+
+// What a helpdesk worker met in the console, in the browser: a student's
+// one successful login counted as a failed password, an admin's page full
+// of actions that each ended in 403, and a 403 page that led to the login.
+func TestConsoleHelpdeskFixes(t *testing.T) {
+	t.Parallel()
+	requireBrowser(t)
+	e := testenv.New(t)
+	u := testldap.Bob
+
+	student := newTab(t, e)
+	student.open("/user/")
+	student.submitLogin(u)
+	student.mustSee(signedIn, u.ID)
+
+	desk := newTab(t, e)
+	desk.open("/admin/")
+	desk.submitLogin(testldap.Helpdesk)
+	desk.registerAddress("helpdesk1.home@example.net", false)
+	desk.click("a.button")
+	desk.fill("admin-lookup-id", u.ID)
+	desk.click(`form[action="/admin/user"] button[type=submit]`)
+	desk.mustSee("パスワードの失敗回数 / Failed passwords\n0 / ")
+	desk.page("student after one good login", http.StatusOK)
+
+	// An admin's page offers the helpdesk no action, and says why.
+	desk.open("/admin/user?id=" + testldap.Admin.ID)
+	desk.mustSee("higher staff role")
+	if n := eval[int](desk, `document.querySelectorAll('a[href*="/admin/action"]').length`); n != 0 {
+		t.Errorf("the helpdesk is offered %d actions on an admin's page", n)
+	}
+	desk.page("admin's page", http.StatusOK)
+
+	// A refused action leads back to the user, not to the login page.
+	desk.open("/admin/action?action=clear-factors&id=" + u.ID)
+	desk.mustSee("You are not allowed", "Back to the user")
+	if strings.Contains(desk.text(), "Back to the login page") {
+		t.Error("the console's 403 page offers the login page")
+	}
+	desk.page("refused action", http.StatusForbidden)
+	desk.clickText("Back to the user")
+	if got := desk.location(); !strings.HasSuffix(got, "/admin/user?id="+u.ID) {
+		t.Errorf("back from the 403 page at %s", got)
+	}
+	desk.mustSee("User status", u.DisplayName)
+}

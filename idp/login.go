@@ -31,9 +31,26 @@ func (a *App) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	txID := r.URL.Query().Get("tx")
 	tx, err := a.loadTx(ctx, txID)
 	if errors.Is(err, ErrLoginNotFound) {
-		// A bookmarked or expired login page starts a fresh login to the
-		// user's own pages instead of a dead end.
-		a.startLocalLogin(w, r, "/user/", AuthRequest{})
+		// A browser that did not send back the session cookie set with
+		// the last redirect here refuses cookies: starting yet another
+		// login would loop between /login and /login?tx= forever.
+		_, noCookie := r.Cookie(a.sessions.Cookie.Name)
+		if noCookie != nil && r.URL.Query().Get(cookieCheck) != "" {
+			a.renderError(w, r, http.StatusBadRequest, "error.cookies_title", "error.cookies")
+			return
+		}
+		// A bookmarked, expired or forwarded login page starts a fresh
+		// login to the user's own pages instead of a dead end.
+		id, err := a.BeginLogin(ctx, AuthRequest{ReturnTo: "/user/"})
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		target := LoginURL(id)
+		if noCookie != nil {
+			target += "&" + cookieCheck + "=1"
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
 	}
 	if err != nil {
@@ -118,6 +135,10 @@ func (a *App) handleLoginSubmit(w http.ResponseWriter, r *http.Request) {
 	a.setRememberCookie(w, id, remember)
 	a.advance(w, r, tx)
 }
+
+// cookieCheck marks a redirect to a fresh login made for a request that
+// carried no session cookie.
+const cookieCheck = "cookie_check"
 
 var errLocked = errors.New("idp: password attempts exhausted")
 

@@ -132,6 +132,13 @@ func (a *App) markSessionStart(ctx context.Context) {
 		now := a.now().UnixNano()
 		a.sessions.Put(ctx, sessCreated, now)
 		a.sessions.Put(ctx, sessSeen, now)
+		if a.currentUser(ctx) == nil {
+			// Anonymous traffic keeps nothing longer than a login may take:
+			// the row of a session nobody signs in to expires with the
+			// login transaction. Signing in renews the token, and with it
+			// the full lifetime. (scs counts deadlines by the wall clock.)
+			a.sessions.SetDeadline(ctx, time.Now().Add(a.cfg.Security.LoginTxLifetime))
+		}
 	}
 }
 

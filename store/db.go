@@ -139,28 +139,44 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // DeleteExpired removes records and sessions that expired at or before now
 // and counters whose window ended, and returns how many it removed. It also
-// drops session-user bindings whose session is gone (not counted).
+// drops session-user bindings whose session is gone (not counted). The
+// audit log is left alone; Sweep also prunes it.
 //
 // Every process sharing a database may call it on its own schedule: where
 // the dialect has a sweep lock, a call that finds another process sweeping
 // returns 0 at once and leaves the work to it.
 func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	res, err := db.Sweep(ctx, now, time.Time{})
+	return res.Records + res.Counters + res.Sessions, err
+}
+
+// SweepResult counts the rows one Sweep removed, by table.
+type SweepResult struct {
+	Records, Counters, Sessions, Bindings, Audit int64
+	// Skipped: another process holds the sweep lock and does the work.
+	Skipped bool
+}
+
+// Sweep is DeleteExpired that also removes audit events that occurred
+// before auditBefore (none when it is zero) and reports what it removed
+// per table.
+func (db *DB) Sweep(ctx context.Context, now, auditBefore time.Time) (SweepResult, error) {
 	if db.dialect.sweepTryLock == "" {
-		return db.deleteExpired(ctx, db.write, now)
+		return db.sweep(ctx, db.write, now, auditBefore)
 	}
 	// The lock belongs to a session, so the sweep keeps one connection.
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("store: delete expired: %w", err)
+		return SweepResult{}, fmt.Errorf("store: delete expired: %w", err)
 	}
 	defer conn.Close()
 	var mine bool
 	if err := conn.QueryRowContext(ctx, db.dialect.sweepTryLock).Scan(&mine); err != nil {
-		return 0, fmt.Errorf("store: delete expired: lock: %w", err)
+		return SweepResult{}, fmt.Errorf("store: delete expired: lock: %w", err)
 	}
 	if !mine {
 		db.logger.DebugContext(ctx, "store: another process is deleting expired rows; skipped")
-		return 0, nil
+		return SweepResult{Skipped: true}, nil
 	}
 	defer func() {
 		if _, err := conn.ExecContext(context.WithoutCancel(ctx), db.dialect.sweepUnlock); err != nil {
@@ -169,7 +185,7 @@ func (db *DB) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	return db.deleteExpired(ctx, conn, now)
+	return db.sweep(ctx, conn, now, auditBefore)
 }
 
 // execer is a pool or a single connection.
@@ -177,36 +193,43 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func (db *DB) deleteExpired(ctx context.Context, x execer, now time.Time) (int64, error) {
+func (db *DB) sweep(ctx context.Context, x execer, now, auditBefore time.Time) (SweepResult, error) {
 	n := nanos(now)
+	var res SweepResult
 	// Separate short statements rather than one transaction: a large backlog
 	// must not hold the SQLite writer away from logins for long.
-	var total int64
-	for _, q := range []string{
-		`DELETE FROM records WHERE expires_at <= $1`,
-		`DELETE FROM counters WHERE reset_at <= $1`,
-		`DELETE FROM sessions WHERE expiry <= $1`,
-	} {
-		res, err := x.ExecContext(ctx, q, n)
-		if err != nil {
-			return total, fmt.Errorf("store: delete expired: %w", err)
-		}
-		rows, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("store: delete expired: %w", err)
-		}
-		total += rows
-	}
-	// A binding may precede its session row by the length of one request (scs
-	// commits at the end), so only bindings older than that grace are orphans.
-	if _, err := x.ExecContext(ctx, `DELETE FROM session_users
+	steps := []struct {
+		query string
+		args  []any
+		count *int64
+	}{
+		{`DELETE FROM records WHERE expires_at <= $1`, []any{n}, &res.Records},
+		{`DELETE FROM counters WHERE reset_at <= $1`, []any{n}, &res.Counters},
+		{`DELETE FROM sessions WHERE expiry <= $1`, []any{n}, &res.Sessions},
+		// A binding may precede its session row by the length of one request (scs
+		// commits at the end), so only bindings older than that grace are orphans.
+		{`DELETE FROM session_users
 WHERE bound_at <= $1 AND NOT EXISTS (
 	SELECT 1 FROM sessions WHERE sessions.token = session_users.token AND sessions.expiry > $2)`,
-		nanos(now.Add(-bindingGrace)), n); err != nil {
-		return total, fmt.Errorf("store: delete expired bindings: %w", err)
+			[]any{nanos(now.Add(-bindingGrace)), n}, &res.Bindings},
 	}
-	db.logger.DebugContext(ctx, "store: expired rows deleted", "rows", total)
-	return total, nil
+	if !auditBefore.IsZero() {
+		steps = append(steps, struct {
+			query string
+			args  []any
+			count *int64
+		}{`DELETE FROM audit_log WHERE occurred_at < $1`, []any{nanos(auditBefore)}, &res.Audit})
+	}
+	for _, st := range steps {
+		r, err := x.ExecContext(ctx, st.query, st.args...)
+		if err != nil {
+			return res, fmt.Errorf("store: delete expired: %w", err)
+		}
+		if *st.count, err = r.RowsAffected(); err != nil {
+			return res, fmt.Errorf("store: delete expired: %w", err)
+		}
+	}
+	return res, nil
 }
 
 // bindingGrace is how long a session-user binding may exist without its

@@ -262,9 +262,10 @@ func startOps(cfg *config.Config, h http.Handler, logger *slog.Logger) (stop fun
 // at a time, so more instances do not mean more deleting.
 const gcInterval = 5 * time.Minute
 
-// collectGarbage removes expired sessions, transactions and counters
-// every gcInterval (first after a random part of it) until ctx ends.
-func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
+// collectGarbage removes expired sessions, transactions and counters, and
+// audit events older than retention (0: none), every gcInterval (first
+// after a random part of it) until ctx ends.
+func collectGarbage(ctx context.Context, db *store.DB, retention time.Duration, logger *slog.Logger) {
 	first := time.NewTimer(rand.N(gcInterval))
 	defer first.Stop()
 	select {
@@ -275,7 +276,7 @@ func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
 	t := time.NewTicker(gcInterval)
 	defer t.Stop()
 	for {
-		sweepOnce(ctx, db, logger, time.Now())
+		sweepOnce(ctx, db, retention, logger, time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -284,17 +285,24 @@ func collectGarbage(ctx context.Context, db *store.DB, logger *slog.Logger) {
 	}
 }
 
-func sweepOnce(ctx context.Context, db *store.DB, logger *slog.Logger, now time.Time) {
-	n, err := db.DeleteExpired(ctx, now)
+// sweepOnce runs one sweep and says at info what it removed, per table.
+func sweepOnce(ctx context.Context, db *store.DB, retention time.Duration, logger *slog.Logger, now time.Time) {
+	var auditBefore time.Time
+	if retention > 0 {
+		auditBefore = now.Add(-retention)
+	}
+	res, err := db.Sweep(ctx, now, auditBefore)
 	if err != nil {
 		if ctx.Err() == nil {
 			logger.Warn("removing expired rows failed", "error", err)
 		}
 		return
 	}
-	if n > 0 {
-		logger.Debug("removed expired rows", "count", n)
+	if res.Skipped {
+		return // another instance sweeps and logs
 	}
+	logger.Info("removed expired rows", "records", res.Records, "counters", res.Counters,
+		"sessions", res.Sessions, "session_bindings", res.Bindings, "audit_log", res.Audit)
 }
 
 func mailResult(err error) string {

@@ -238,7 +238,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
-	go collectGarbage(gcCtx, db, logger)
+	go collectGarbage(gcCtx, db, cfg.Audit.Retention, logger)
 	if in.saml != nil {
 		go in.saml.Run(gcCtx)
 	}

@@ -143,7 +143,7 @@ func TestHelpdeskCodeCompletesResetForUserWithoutAddress(t *testing.T) {
 	}
 	// The viewer names the issuer on the completed reset, in words.
 	v := hb.get("/admin/audit?type=mfa_reset")
-	for _, want := range []string{`<span lang="en">MFA settings initialized</span>`, `<span lang="en">Code issued by</span>: ` + testldap.Helpdesk.ID,
+	for _, want := range []string{`<span lang="en">MFA settings initialized</span>`, `<span lang="en">Code issued by</span>: <span translate="no">` + testldap.Helpdesk.ID + `</span>`,
 		`<span lang="ja">経路</span> / <span lang="en">Via</span>: <span lang="ja">ヘルプデスク</span>`} {
 		if !strings.Contains(v.body, want) {
 			t.Errorf("the audit viewer lacks %q", want)
@@ -303,7 +303,7 @@ func TestEveryStaffActionIsAuditedAndWorks(t *testing.T) {
 	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
 	lockedOut := e.browser()
 	lp := lockedOut.submitLogin(lockedOut.openLogin(), bob.ID, bob.Password)
-	if lp.status != http.StatusTooManyRequests { // "too many attempts", not "incorrect"
+	if lp.status != http.StatusTooManyRequests {
 		t.Fatalf("password budget not spent: %d", lp.status)
 	}
 

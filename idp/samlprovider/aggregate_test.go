@@ -366,3 +366,28 @@ func BenchmarkLoadAggregate(b *testing.B) {
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1e6, "MB-kept")
 	runtime.KeepAlive(entities)
 }
+
+// TestSPBackingFile: an SP with metadata_url and a metadata_file that does
+// not exist yet gets the file written on a good download, and starts from
+// it when the store has no copy and the URL is down.
+func TestSPBackingFile(t *testing.T) {
+	ctx := context.Background()
+	md := spMetadata(t, []string{"https://sp.campus.example/acs-1"}, "")
+	mdSrv := &metadataServer{}
+	mdSrv.set(http.StatusOK, md)
+	srv := httptest.NewServer(mdSrv)
+	defer srv.Close()
+	sp := config.SAMLServiceProvider{EntityID: spID, MetadataURL: srv.URL, MetadataFile: filepath.Join(t.TempDir(), "sp.xml")}
+
+	r := newTestRegistry(openStore(t), []config.SAMLServiceProvider{sp}, time.Now)
+	r.loadAll(ctx)
+	if saved, err := os.ReadFile(sp.MetadataFile); err != nil || string(saved) != md {
+		t.Fatalf("backing file not written: %v", err)
+	}
+	mdSrv.set(http.StatusInternalServerError, "down")
+	r2 := newTestRegistry(openStore(t), []config.SAMLServiceProvider{sp}, time.Now)
+	r2.loadAll(ctx)
+	if acsOf(t, r2) != "https://sp.campus.example/acs-1" {
+		t.Error("the backing file was not used")
+	}
+}

@@ -45,6 +45,8 @@ type EntityInfo struct {
 	// SubjectIDRequirement is subject-id, pairwise-id, any or none; "" when
 	// the metadata does not say.
 	SubjectIDRequirement string
+	// DisplayName is the SP's mdui:DisplayName in Japanese and English.
+	DisplayName config.Localized
 }
 
 // fedState is one federation with its last good aggregate.
@@ -330,6 +332,30 @@ func readEntityInfo(el *etree.Element, inherited string) EntityInfo {
 	info := EntityInfo{RegistrationAuthority: inherited}
 	if a := registrationAuthority(el); a != "" {
 		info.RegistrationAuthority = a
+	}
+	for _, role := range el.ChildElements() {
+		if role.Tag != "SPSSODescriptor" {
+			continue
+		}
+		if ext := extensions(role); ext != nil {
+			for _, ui := range ext.ChildElements() {
+				if ui.Tag != "UIInfo" || ui.NamespaceURI() != mduiNamespace {
+					continue
+				}
+				for _, dn := range ui.ChildElements() {
+					if dn.Tag != "DisplayName" {
+						continue
+					}
+					switch dn.SelectAttrValue("xml:lang", "") {
+					case "ja":
+						info.DisplayName.JA = strings.TrimSpace(dn.Text())
+					case "en":
+						info.DisplayName.EN = strings.TrimSpace(dn.Text())
+					}
+				}
+			}
+		}
+		break
 	}
 	ext := extensions(el)
 	if ext == nil {

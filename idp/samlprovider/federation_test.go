@@ -144,6 +144,9 @@ func TestFederationSPs(t *testing.T) {
 		sp := e.serviceProvider(site.spSite)
 		id, target := redirectURL(t, sp, "")
 		p := b.Follow(b.Get(target))
+		if first && !strings.Contains(p.Body, "Service 0") {
+			t.Errorf("the login page does not name the SP by its mdui:DisplayName:\n%s", p.Body)
+		}
 		if first {
 			p = b.enrollAndContinue(b.Follow(b.submitLogin(p, testldap.Taro)), "taro.home@example.org")
 		}

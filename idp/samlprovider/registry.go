@@ -2,6 +2,7 @@ package samlprovider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -89,6 +90,10 @@ func (sp *ServiceProvider) encrypts() bool {
 func (sp *ServiceProvider) displayName() string {
 	if sp.Config.Name != "" {
 		return sp.Config.Name
+	}
+	// What the federation publishes for its SPs.
+	if n := cmp.Or(sp.Info.DisplayName.EN, sp.Info.DisplayName.JA); n != "" && !strings.ContainsAny(n, "\r\n") {
+		return n
 	}
 	if u, err := url.Parse(sp.Entity.EntityID); err == nil && u.Host != "" {
 		return u.Host
