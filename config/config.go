@@ -139,7 +139,10 @@ type LDAP struct {
 	// IDPattern is the regular expression every login ID must match, after
 	// canonicalisation (NFKC, case folding), before it is counted or sent to
 	// the directory.
-	IDPattern        string         `yaml:"id_pattern"`
+	IDPattern string `yaml:"id_pattern"`
+	// TimingDecoyDN is the entry unknown IDs bind against (see
+	// config.example.yaml); empty binds them to a DN that does not exist.
+	TimingDecoyDN    string         `yaml:"timing_decoy_dn"`
 	Attributes       LDAPAttributes `yaml:"attributes"`
 	Groups           LDAPGroups     `yaml:"groups"`
 	PoolSize         int            `yaml:"pool_size"`

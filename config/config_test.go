@@ -612,6 +612,8 @@ func TestValidateRules(t *testing.T) {
 		{"groups none ignores attribute", func(c *Config) { c.LDAP.Groups.Mode = GroupsNone; c.LDAP.Groups.Attribute = "" }, "", ""},
 		{"pool size too large", func(c *Config) { c.LDAP.PoolSize = 5000 }, "ldap.pool_size", "between 1 and 1024"},
 		{"ldap dial timeout negative", func(c *Config) { c.LDAP.DialTimeout = -time.Second }, "ldap.dial_timeout", "greater than 0"},
+		{"timing decoy dn bad", func(c *Config) { c.LDAP.TimingDecoyDN = "not a dn" }, "ldap.timing_decoy_dn", "not a valid DN"},
+		{"timing decoy dn ok", func(c *Config) { c.LDAP.TimingDecoyDN = "cn=timing-decoy,ou=system,dc=example" }, "", ""},
 		{"id pattern empty", func(c *Config) { c.LDAP.IDPattern = "" }, "ldap.id_pattern", "required"},
 		{"id pattern bad", func(c *Config) { c.LDAP.IDPattern = "^[a-z$" }, "ldap.id_pattern", "not a valid regular expression"},
 		{"id pattern unanchored", func(c *Config) { c.LDAP.IDPattern = "[a-z0-9]+" }, "ldap.id_pattern", "anchored"},

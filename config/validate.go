@@ -353,6 +353,11 @@ func (l LDAP) validate(v *validator, p string) {
 	if l.CAFile != "" {
 		validateCAFile(v, p+".ca_file", l.CAFile)
 	}
+	if l.TimingDecoyDN != "" {
+		if _, err := ldap.ParseDN(l.TimingDecoyDN); err != nil {
+			v.add(p+".timing_decoy_dn", "is not a valid DN: %v", err)
+		}
+	}
 	if v.required(p+".id_pattern", l.IDPattern) {
 		switch _, err := regexp.Compile(l.IDPattern); {
 		case err != nil:

@@ -41,6 +41,11 @@ type Config struct {
 	// DisabledFilter, when set, marks users whose entry matches it as
 	// disabled, e.g. "(employeeType=disabled)".
 	DisabledFilter string
+	// TimingDecoyDN, when set, is the entry unknown IDs bind against: one
+	// with a password in the directory's own hash scheme that nobody
+	// knows. Servers skip the (slow) hash for a DN that does not exist, so
+	// without it time tells unknown IDs from known ones.
+	TimingDecoyDN string
 
 	Attributes Attributes
 	Groups     Groups
@@ -189,6 +194,11 @@ func validate(cfg Config) (*settings, error) {
 	default:
 		if _, err := ldap.CompileFilter(userFilter(cfg.UserFilter, "sample")); err != nil {
 			add("UserFilter %q is not a valid LDAP filter: %v", cfg.UserFilter, err)
+		}
+	}
+	if cfg.TimingDecoyDN != "" {
+		if _, err := ldap.ParseDN(cfg.TimingDecoyDN); err != nil {
+			add("TimingDecoyDN %q is not a valid DN: %v", cfg.TimingDecoyDN, err)
 		}
 	}
 	if cfg.DisabledFilter != "" {

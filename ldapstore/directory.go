@@ -60,13 +60,17 @@ func New(cfg Config, logger *slog.Logger) (*Directory, error) {
 		logger.Warn("ldap TLS certificate verification is disabled (InsecureSkipVerify)")
 	}
 	servers := newFailover(s.servers)
+	timingDN := "cn=nonexistent-timing," + s.UserBaseDN
+	if s.TimingDecoyDN != "" {
+		timingDN = s.TimingDecoyDN
+	}
 	return &Directory{
 		cfg:       s,
 		log:       logger,
 		service:   newPool("service", s, servers, true, logger),
 		binds:     newPool("bind", s, servers, false, logger),
 		userAttrs: s.allUserAttributes(),
-		timingDN:  "cn=nonexistent-timing," + s.UserBaseDN,
+		timingDN:  timingDN,
 	}, nil
 }
 
@@ -106,7 +110,8 @@ func (d *Directory) Authenticate(ctx context.Context, id, password string) (*Use
 	}
 
 	// Unknown IDs go through the same disabled check and bind as known
-	// ones, against a DN that cannot exist, so time does not tell them apart.
+	// ones, against the timing decoy (or a DN that cannot exist), so time
+	// does not tell them apart.
 	disabled, err := d.isDisabled(ctx, bindDN)
 	if err != nil {
 		return nil, err

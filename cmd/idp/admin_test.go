@@ -217,7 +217,7 @@ func TestAdminCommandsActAndAreAudited(t *testing.T) {
 	for i := 0; i < s.cfg.Security.PasswordBudget.PerID.Limit; i++ {
 		b.login(alice.ID, "wrong password")
 	}
-	if status, _ := b.login(alice.ID, alice.Password); status != http.StatusUnauthorized {
+	if status, _ := b.login(alice.ID, alice.Password); status != http.StatusTooManyRequests {
 		t.Fatalf("password budget not spent: %d", status)
 	}
 	if code, out, errOut := s.admin("unlock", "-budget", "password", alice.ID); code != 0 || !strings.Contains(out, "Unlocked the password attempts of alice") || strings.Contains(out, "one-time") {

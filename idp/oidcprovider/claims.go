@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -153,25 +152,4 @@ func (m *claimMapper) values(u *user, c config.OIDCClaim) []string {
 		}
 	}
 	return out
-}
-
-// missingAttributes lists the subject and claim attributes that
-// ldap.attributes.extra does not name. The idp command adds them to what
-// the directory client fetches; a program embedding the provider must.
-func missingAttributes(cfg *config.Config) []string {
-	a := cfg.LDAP.Attributes
-	fetched := append([]string{a.ID, a.DisplayName, a.DisplayNameJA, a.Mail}, a.Extra...)
-	isFetched := func(attr string) bool {
-		return slices.ContainsFunc(fetched, func(f string) bool { return strings.EqualFold(f, attr) })
-	}
-	var missing []string
-	if attr := cfg.OIDC.SubjectAttribute; attr != "" && !isFetched(attr) {
-		missing = append(missing, attr+" (the subject: logins will fail)")
-	}
-	for _, c := range cfg.OIDC.Claims {
-		if attr, ok := c.ClaimAttribute(); ok && !isFetched(attr) {
-			missing = append(missing, fmt.Sprintf("%s (claim %s)", attr, c.Name))
-		}
-	}
-	return missing
 }

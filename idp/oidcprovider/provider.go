@@ -167,9 +167,6 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if _, err := keys.current(ctx); err != nil {
 		return nil, fmt.Errorf("oidcprovider: signing keys: %w", err)
 	}
-	for _, m := range missingAttributes(cfg) {
-		logger.Warn("oidc claim attribute is not fetched from the directory; add it to ldap.attributes.extra", "attribute", m)
-	}
 	return p, nil
 }
 

@@ -17,6 +17,9 @@ const (
 	SystemDN        = "ou=system," + BaseDN
 	ServiceDN       = "cn=idp-service," + SystemDN
 	ServicePassword = "service-secret"
+	// DecoyDN is the timing decoy of WithCryptPasswords: an entry whose
+	// password, in the directory's hash scheme, nobody knows.
+	DecoyDN = "cn=timing-decoy," + SystemDN
 
 	// The root DN bypasses ACLs; only the harness uses it, to load and modify data.
 	rootDN       = "cn=admin," + BaseDN
@@ -91,7 +94,11 @@ func GeneratedUser(i int) User {
 // fixtureLDIF renders the whole directory tree with the fixture accounts
 // and generated ones more. Users come before groups so the memberof overlay
 // can annotate them when the groups are added.
-func fixtureLDIF(generated int) (string, error) {
+func fixtureLDIF(generated, cryptRounds int) (string, error) {
+	hash := SSHA
+	if cryptRounds > 0 {
+		hash = func(pw string) (string, error) { return CryptSHA512(pw, cryptRounds) }
+	}
 	var b strings.Builder
 	entry := func(dn string, attrs ...[2]string) {
 		writeAttr(&b, "dn", dn)
@@ -118,8 +125,20 @@ func fixtureLDIF(generated int) (string, error) {
 	for i := range generated {
 		users = append(users, GeneratedUser(i))
 	}
+	if cryptRounds > 0 {
+		secret := make([]byte, 24)
+		if _, err := rand.Read(secret); err != nil {
+			return "", err
+		}
+		decoyPW, err := hash(base64.RawStdEncoding.EncodeToString(secret))
+		if err != nil {
+			return "", err
+		}
+		entry(DecoyDN, [2]string{"objectClass", "organizationalRole"}, [2]string{"objectClass", "simpleSecurityObject"},
+			[2]string{"cn", "timing-decoy"}, [2]string{"userPassword", decoyPW})
+	}
 	for _, u := range users {
-		pw, err := SSHA(u.Password)
+		pw, err := hash(u.Password)
 		if err != nil {
 			return "", err
 		}

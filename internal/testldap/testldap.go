@@ -68,10 +68,17 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	tls   bool
-	users int
-	quiet bool
+	tls         bool
+	users       int
+	quiet       bool
+	cryptRounds int
 }
+
+// WithCryptPasswords stores every account's password as a {CRYPT}
+// sha512-crypt hash of the given rounds (slow on purpose, as hashes
+// migrated from Unix systems are) instead of {SSHA}, and adds the timing
+// decoy entry DecoyDN with a password of the same scheme nobody knows.
+func WithCryptPasswords(rounds int) Option { return func(o *options) { o.cryptRounds = rounds } }
 
 // WithTLS also serves ldaps:// and StartTLS with a certificate from a
 // throw-away CA (see Server.CAFile).
@@ -203,7 +210,7 @@ func (s *Server) setUp(opts []Option) error {
 		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(s.tlsPort)
 	}
 
-	fixture, err := fixtureLDIF(o.users)
+	fixture, err := fixtureLDIF(o.users, o.cryptRounds)
 	if err != nil {
 		return fmt.Errorf("building fixture: %w", err)
 	}
