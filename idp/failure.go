@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -74,4 +75,15 @@ func (a *App) failureKey(ctx context.Context, msg string, err error) string {
 func (a *App) sessionLoaded(ctx context.Context) bool {
 	rs, _ := ctx.Value(ctxRequestState).(*requestState)
 	return rs != nil && rs.sessionLoaded
+}
+
+// auditSecurity writes a security event that must not go unrecorded: a
+// failed write is returned as an outage (ErrUnavailable), so the request
+// fails with 503 before the change it records takes effect, and no login
+// succeeds without its audit row.
+func (a *App) auditSecurity(ctx context.Context, typ, subject string, detail map[string]string) error {
+	if err := a.auditAs(ctx, typ, subject, subject, detail); err != nil {
+		return fmt.Errorf("%w: audit %s: %w", ErrUnavailable, typ, err)
+	}
+	return nil
 }

@@ -223,12 +223,16 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 		if err := a.store.UndoCounter(ctx, passwordIPKey(clientIP(ctx)), now); err != nil {
 			a.log.WarnContext(ctx, "clearing password budget failed", "request_id", requestID(ctx), "error", err)
 		}
+		if err := a.auditSecurity(ctx, "login_password_ok", user.ID, nil); err != nil {
+			return nil, err // no sign-in without its audit row: 503
+		}
 		a.setDeviceCookie(w, at.canonical, at.device)
-		a.audit(ctx, "login_password_ok", user.ID, nil)
 		a.observeLogin(loginOK)
 		return user, nil
 	case errors.Is(err, ldapstore.ErrInvalidCredentials):
-		a.audit(ctx, "login_failed", at.canonical, map[string]string{"reason": ldapstore.FailureReason(err)})
+		if aerr := a.auditSecurity(ctx, "login_failed", at.canonical, map[string]string{"reason": ldapstore.FailureReason(err)}); aerr != nil {
+			return nil, aerr
+		}
 		a.observeLogin(loginRefused)
 		return nil, err
 	default:

@@ -167,8 +167,10 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 		factorAMR = []string{"otp", "mfa"}
 	}
 	next.AMR = mergeAMR(st.AMR, factorAMR)
+	if err := a.auditSecurity(ctx, "mfa_success", userID, map[string]string{"method": method}); err != nil {
+		return err // the factor does not count without its audit row
+	}
 	a.sessions.Put(ctx, sessAuth, next)
-	a.audit(ctx, "mfa_success", userID, map[string]string{"method": method})
 	a.observeFactor(method, "")
 	if tx != nil {
 		tx.FactorAt = now

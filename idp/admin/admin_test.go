@@ -303,7 +303,7 @@ func TestEveryStaffActionIsAuditedAndWorks(t *testing.T) {
 	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
 	lockedOut := e.browser()
 	lp := lockedOut.submitLogin(lockedOut.openLogin(), bob.ID, bob.Password)
-	if lp.status != http.StatusUnauthorized {
+	if lp.status != http.StatusTooManyRequests {
 		t.Fatalf("password budget not spent: %d", lp.status)
 	}
 

@@ -486,3 +486,53 @@ func TestRecoveryCodeForLostKey(t *testing.T) {
 		t.Fatalf("recovery code: status %d\n%s", done.status, done.body)
 	}
 }
+
+// TestKeyFailuresSpendTheBudget: refused keys count against the failure
+// budget the codes share; once it is spent even a genuine key waits.
+func TestKeyFailuresSpendTheBudget(t *testing.T) {
+	env := testenv.New(t, testenv.Localhost, testenv.RequireMFA, func(c *config.Config, _ *ldapstore.Config) {
+		c.MFA.Email.FailureBudget.Limit = 2
+	})
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	key := newSoftKey(t, "localhost")
+	b.registerKey(key, "Key", origin(env))
+	for i := range 2 {
+		b := newBrowser(t, env)
+		lp := keyLoginPage(t, b)
+		if p := submitKey(b, lp, key.get(t, lp.options(t), "https://phish.example")); p.status != http.StatusBadRequest {
+			t.Fatalf("refusal %d: status %d", i, p.status)
+		}
+	}
+	b2 := newBrowser(t, env)
+	lp := keyLoginPage(t, b2)
+	p := submitKey(b2, lp, key.get(t, lp.options(t), origin(env)))
+	if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many failed attempts") {
+		t.Fatalf("genuine key after the budget is spent: status %d, want 429\n%s", p.status, p.body)
+	}
+}
+
+// TestAAGUIDAllowList: with mfa.webauthn.allowed_aaguids only the listed
+// models register.
+func TestAAGUIDAllowList(t *testing.T) {
+	const campusKey = "cb69481e-8ff7-4039-93ec-0a2729a154a8"
+	env := testenv.New(t, testenv.Localhost, testenv.RequireMFA, func(c *config.Config, _ *ldapstore.Config) {
+		c.MFA.WebAuthn.AllowedAAGUIDs = []string{campusKey}
+	})
+	b := newBrowser(t, env)
+	b.login(testldap.Alice)
+	other := newSoftKey(t, "localhost")
+	other.aaguid = []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	if p := b.registerKey(other, "Own key", origin(env)); p.status != http.StatusBadRequest || !strings.Contains(p.body, "This model of security key cannot be registered") {
+		t.Fatalf("unlisted model: status %d\n%s", p.status, p.body)
+	}
+	issued := newSoftKey(t, "localhost")
+	issued.aaguid = []byte{0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29, 0xa1, 0x54, 0xa8}
+	if p := b.registerKey(issued, "Campus key", origin(env)); p.status != http.StatusOK {
+		t.Fatalf("listed model: status %d\n%s", p.status, p.body)
+	}
+	creds, _ := env.DB.WebAuthnCredentials(context.Background(), "alice")
+	if len(creds) != 1 || creds[0].AAGUID != campusKey {
+		t.Fatalf("stored: %+v", creds)
+	}
+}

@@ -125,6 +125,8 @@ type Env struct {
 	Server *httptest.Server
 	// Logs holds the app's debug log; it is printed when the test fails.
 	Logs *SyncBuffer
+	// DBPath is the SQLite file of DB (tests that break it on purpose).
+	DBPath string
 
 	t testing.TB
 }
@@ -165,7 +167,8 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 		t.Fatalf("testenv: directory: %v", err)
 	}
 	t.Cleanup(func() { _ = dir.Close() })
-	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "idp.db"), logger)
+	dbPath := filepath.Join(t.TempDir(), "idp.db")
+	db, err := store.OpenSQLite(ctx, dbPath, logger)
 	if err != nil {
 		t.Fatalf("testenv: store: %v", err)
 	}
@@ -204,7 +207,7 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 		}
 	})
 	return &Env{Config: &cfg, LDAP: ls, Directory: dir, SMTP: smtpSrv, DB: db, Clock: clk, App: app, Keys: keys,
-		Server: srv, Logs: logs, t: t}
+		Server: srv, Logs: logs, DBPath: dbPath, t: t}
 }
 
 // URL returns the absolute URL of a path on the IdP, at its public URL
