@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/campusidp/campusidp/mfa"
 	"github.com/campusidp/campusidp/store"
 )
 
@@ -189,7 +190,8 @@ func (a *App) clearFactors(ctx context.Context, userID string) error {
 // voidLoginCodes withdraws the login codes mailed to an address that is no
 // longer the user's.
 func (a *App) voidLoginCodes(ctx context.Context, userID string) error {
-	if err := a.codes.Void(ctx, a.loginSubject(ctx, userID)); err != nil {
+	// No session here: staff and the admin command clear factors too.
+	if err := a.codes.Void(ctx, mfa.Subject{UserID: userID, Purpose: mfa.PurposeLogin}); err != nil {
 		return fmt.Errorf("idp: voiding login codes: %w", err)
 	}
 	return nil

@@ -179,3 +179,14 @@ func TestResetVoidsLoginCodesOfTheOldAddress(t *testing.T) {
 		t.Fatal("the first login after the reset mailed no code to the new address")
 	}
 }
+
+// The reset's first page says it is the one-time-password reset.
+func TestResetLoginPageSaysWhereTheUserIs(t *testing.T) {
+	e := newEnv(t, requireMFA)
+	p := e.browser().get("/reset")
+	for _, want := range []string{"Initialize One-Time Password Settings", "ワンタイムパスワード設定の初期化", "initial setup or setup again"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("reset login page lacks %q", want)
+		}
+	}
+}

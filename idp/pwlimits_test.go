@@ -177,8 +177,8 @@ func TestLookAlikeIDsShareOneBudget(t *testing.T) {
 			t.Fatalf("%q: status %d", id, p.status)
 		}
 	}
-	if p := b.submitLogin(form, "bob", testldap.Bob.Password); p.status != http.StatusUnauthorized {
-		t.Fatalf("look-alike IDs had budgets of their own: status %d", p.status)
+	if p := b.submitLogin(form, "bob", testldap.Bob.Password); p.status != http.StatusTooManyRequests {
+		t.Fatalf("look-alike IDs had budgets of their own: status %d, want the locked answer", p.status)
 	}
 	c, err := e.db.GetCounter(context.Background(), "pw:id:bob", e.clock.Now())
 	if err != nil || c.Count != 5 {

@@ -142,6 +142,12 @@ func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
 	case formSecret:
 		used = config.OIDCAuthPost
 	}
+	// A secret-based client whose config does not pin a method may send the
+	// secret either way: common RP libraries default to client_secret_post,
+	// and discovery advertises both.
+	if c.cfg.TokenEndpointAuthMethod == "" && used == config.OIDCAuthPost {
+		return nil
+	}
 	if want := c.cfg.AuthMethod(); used != want {
 		return oidc.ErrInvalidClient().WithDescription("the client must authenticate with %s", want)
 	}

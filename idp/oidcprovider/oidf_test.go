@@ -489,7 +489,8 @@ func TestClientAuthentication(t *testing.T) {
 		{"client_secret_basic", "web", nil, ""},
 		{"client_secret_post with a bcrypt hash", "post", nil, ""},
 		{"public client with PKCE only", "spa", nil, ""},
-		{"basic client sending the secret in the form", "web", func(r *rp) { r.conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams }, "invalid_client"},
+		// A client that does not pin a method may use either (issue 14, item 10).
+		{"unpinned client sending the secret in the form", "web", func(r *rp) { r.conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams }, ""},
 		{"post client sending basic", "post", func(r *rp) { r.conf.Endpoint.AuthStyle = oauth2.AuthStyleInHeader }, "invalid_client"},
 		{"wrong secret", "web", func(r *rp) { r.conf.ClientSecret = webSecret + "x" }, "invalid_client"},
 		{"public client sending a secret", "spa", func(r *rp) { r.conf.ClientSecret = "guess" }, "invalid_client"},
