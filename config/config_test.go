@@ -239,6 +239,8 @@ func TestExampleConfigShowsDefaults(t *testing.T) {
 	want.Mail.SMTP.Username = cfg.Mail.SMTP.Username
 	want.Mail.SMTP.Password = cfg.Mail.SMTP.Password
 	want.MFA.Email.BlockedDomains = cfg.MFA.Email.BlockedDomains
+	want.Branding.ForgotPasswordURL = cfg.Branding.ForgotPasswordURL
+	want.Branding.HelpURL = cfg.Branding.HelpURL
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("example differs from Default() beyond site values:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -834,10 +836,19 @@ func TestWarnings(t *testing.T) {
 		{"465 with starttls", func(c *Config) { c.Mail.SMTP.Port = 465 }, []string{"mail.smtp.tls: port 465"}},
 		{"587 with tls", func(c *Config) { c.Mail.SMTP.TLS = SMTPTLS }, []string{"mail.smtp.tls: port 587"}},
 		{"optional enrollment", func(c *Config) { c.MFA.Enrollment = EnrollmentOptional }, []string{"mfa.enrollment"}},
+		{"https without trusted proxies", func(c *Config) { c.Server.TrustedProxies = nil }, []string{"server.trusted_proxies"}},
+		{"campus domains not blocked", func(c *Config) { c.MFA.Email.BlockedDomains = nil }, []string{"mfa.email.blocked_domains"}},
+		{"no manual links", func(c *Config) { c.Branding.ForgotPasswordURL, c.Branding.HelpURL = "", "" },
+			[]string{"branding.forgot_password_url", "branding.help_url"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := validConfig()
+			// What a campus must set or be told about (issue 14, item 9).
+			cfg.Server.TrustedProxies = []string{"10.0.0.0/24"}
+			cfg.MFA.Email.BlockedDomains = []string{"example.ac.jp"}
+			cfg.Branding.ForgotPasswordURL = "https://www.example.ac.jp/password/"
+			cfg.Branding.HelpURL = "https://www.example.ac.jp/help/"
 			tt.mutate(&cfg)
 			got := cfg.Warnings()
 			if len(got) != len(tt.want) {

@@ -310,6 +310,11 @@ func TestSAMLDefaults(t *testing.T) {
 
 func TestSAMLWarnings(t *testing.T) {
 	c := validConfig()
+	// Settled campus settings (see TestWarnings), so only SAML's show.
+	c.Server.TrustedProxies = []string{"10.0.0.0/24"}
+	c.MFA.Email.BlockedDomains = []string{"example.ac.jp"}
+	c.Branding.ForgotPasswordURL = "https://www.example.ac.jp/password/"
+	c.Branding.HelpURL = "https://www.example.ac.jp/help/"
 	c.SAML.Signing.Generate = true
 	c.SAML.ServiceProviders = []SAMLServiceProvider{{EntityID: "https://sp.example.ac.jp/sp", MetadataURL: "http://127.0.0.1:8081/md"}}
 	if w := c.Warnings(); len(w) != 0 {

@@ -708,7 +708,46 @@ func (c *Config) Warnings() []string {
 		w = append(w, "mfa.enrollment: optional lets users without a second factor log in with a password alone")
 	}
 	w = append(w, c.SAML.warnings()...)
+	w = append(w, c.campusWarnings()...)
 	return w
+}
+
+// campusWarnings are settings a campus gets wrong without being told
+// (issue 14): each says what goes wrong and the fix.
+func (c *Config) campusWarnings() []string {
+	var w []string
+	if u, err := url.Parse(c.Server.PublicURL); err == nil && u.Scheme == "https" && len(c.Server.TrustedProxies) == 0 {
+		w = append(w, "server.trusted_proxies: empty with an https public URL; if a proxy or load balancer terminates TLS, every user shares its address in the budgets and the audit log: list its addresses")
+	}
+	if len(c.MFA.Email.BlockedDomains) == 0 {
+		if own := c.campusDomains(); len(own) > 0 {
+			w = append(w, fmt.Sprintf("mfa.email.blocked_domains: empty, so university addresses can be registered for the mailed code; add the campus's mail domains, e.g. [%s]", strings.Join(own, ", ")))
+		}
+	}
+	if c.Branding.ForgotPasswordURL == "" {
+		w = append(w, "branding.forgot_password_url: unset, so the login page shows no \"Forgot your password?\" link: set it to the password-reset page")
+	}
+	if c.Branding.HelpURL == "" {
+		w = append(w, "branding.help_url: unset, so the login page shows no \"Need Help?\" link: set it to the user manual")
+	}
+	return w
+}
+
+// campusDomains are the campus's own domains as the config knows them: the
+// sender's domain and the SAML scope.
+func (c *Config) campusDomains() []string {
+	var out []string
+	add := func(d string) {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d != "" && strings.Contains(d, ".") && !strings.HasSuffix(d, "localdomain") && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	if at := strings.LastIndex(c.Mail.From, "@"); at >= 0 {
+		add(strings.TrimSuffix(c.Mail.From[at+1:], ">"))
+	}
+	add(c.SAML.Scope)
+	return out
 }
 
 func isLoopbackHost(host string) bool {
