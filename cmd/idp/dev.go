@@ -77,6 +77,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		return 1
 	}
 	cfg.OIDC.Clients = append(cfg.OIDC.Clients, devOIDCClient())
+	// The login page shows the manual's "Forgot your password?" and "Need
+	// Help?" only with these set; dev fills them with placeholders.
+	if cfg.Branding.ForgotPasswordURL == "" {
+		cfg.Branding.ForgotPasswordURL = "https://help.example.org/password"
+	}
+	if cfg.Branding.HelpURL == "" {
+		cfg.Branding.HelpURL = "https://help.example.org/"
+	}
 	if cfg.Mail.From == "" {
 		cfg.Mail.From = "idp-dev@localhost.localdomain"
 	}

@@ -178,6 +178,11 @@ func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
 	// Password, then the first-time setup of the mailed one-time password,
 	// with the code read from the dev outbox page.
 	page := get("/user/")
+	for _, want := range []string{"Forgot your password?", "Need Help?"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dev login page lacks %q", want)
+		}
+	}
 	page = post("/login", url.Values{"csrf_token": {field(page, "csrf_token")}, "tx": {field(page, "tx")},
 		"username": {acct.ID}, "password": {acct.Password}})
 	if !strings.Contains(page, "One-Time Password Settings") {
