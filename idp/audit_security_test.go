@@ -92,7 +92,9 @@ func TestSecurityEventsFailWithoutTheirAuditRow(t *testing.T) {
 			enrolled(t, e)
 			b := signedInBrowser(t, e, false)
 			p := b.follow(b.get("/user/otp"))
-			return func() int { return b.post("/user/otp/recovery", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}}).status }
+			return func() int {
+				return b.post("/user/otp/recovery", url.Values{"csrf_token": {p.hidden(t, "csrf_token")}}).status
+			}
 		}, http.StatusServiceUnavailable},
 		{"trusted_browser_revoked", func(t *testing.T, e *env) func() int {
 			enrolled(t, e)
