@@ -844,6 +844,18 @@ func TestWarnings(t *testing.T) {
 		{"campus domains not blocked", func(c *Config) { c.MFA.Email.BlockedDomains = nil }, []string{"mfa.email.blocked_domains"}},
 		{"no manual links", func(c *Config) { c.Branding.ForgotPasswordURL, c.Branding.HelpURL = "", "" },
 			[]string{"branding.forgot_password_url", "branding.help_url"}},
+		// Item 8: the default claims with a client warn nothing; only a
+		// claim the directory can never fill does.
+		{"default claims with a client", func(c *Config) { c.OIDC.Clients = []OIDCClient{{ID: "rp"}} }, nil},
+		{"groups claim without groups", func(c *Config) {
+			c.OIDC.Clients = []OIDCClient{{ID: "rp"}}
+			c.LDAP.Groups.Mode = GroupsNone
+		}, []string{"oidc.claims[4]: \"groups\""}},
+		{"name#ja without the attribute", func(c *Config) {
+			c.OIDC.Clients = []OIDCClient{{ID: "rp"}}
+			c.LDAP.Attributes.DisplayNameJA = ""
+		}, []string{"oidc.claims[2]: \"name#ja\""}},
+		{"no client, no claim warning", func(c *Config) { c.LDAP.Groups.Mode = GroupsNone }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -710,6 +710,9 @@ func (c *Config) Warnings() []string {
 	}
 	w = append(w, c.SAML.warnings()...)
 	w = append(w, c.campusWarnings()...)
+	if len(c.OIDC.Clients) > 0 { // no relying party, nothing released
+		w = append(w, c.claimWarnings()...)
+	}
 	return w
 }
 

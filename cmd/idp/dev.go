@@ -37,7 +37,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		fmt.Fprintf(stderr, "idp dev: %v\n", err)
 		return 1
 	}
-	baseURL := "http://" + ln.Addr().String()
+	baseURL := devBaseURL(ln.Addr())
 
 	dir, err := os.MkdirTemp("", "idp-dev-")
 	if err != nil {
@@ -114,6 +114,21 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer, ready 
 		return 1
 	}
 	return 0
+}
+
+// devBaseURL is the URL dev prints and serves as server.public_url. A
+// loopback or unspecified listen address is named "localhost": browsers take
+// no IP address as a WebAuthn relying-party ID, and localhost counts as a
+// secure context over http, so security keys work in dev too.
+func devBaseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // outboxView adapts the mail outbox to the page that lists it.

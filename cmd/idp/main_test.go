@@ -138,6 +138,13 @@ func TestDevServesLoginAndDemoLoginWorks(t *testing.T) {
 		}
 	}
 
+	// A fresh start says nothing alarming: no WARN line on stderr.
+	for _, line := range strings.Split(dev.stderr.String(), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			t.Errorf("idp dev warns on a fresh start: %s", line)
+		}
+	}
+
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	get := func(path string) string {
