@@ -299,6 +299,36 @@ func (c OIDCClaim) ClaimAttribute() (string, bool) {
 	return strings.CutPrefix(c.Source, ClaimSourceAttribute)
 }
 
+// ClaimReleasable says whether the directory can ever fill claim cl: an
+// attribute: source is always fetched (the IdP adds it to the search), but
+// groups need a groups mode and the Japanese name an attribute mapped.
+func (c *Config) ClaimReleasable(cl OIDCClaim) bool {
+	switch cl.Source {
+	case ClaimSourceGroups:
+		return c.LDAP.Groups.Mode != GroupsNone
+	case ClaimSourceDisplayNameJA:
+		return c.LDAP.Attributes.DisplayNameJA != ""
+	}
+	return true
+}
+
+// claimWarnings name the oidc.claims the directory can never fill; discovery
+// leaves them out of claims_supported.
+func (c *Config) claimWarnings() []string {
+	var w []string
+	for i, cl := range c.OIDC.Claims {
+		if c.ClaimReleasable(cl) {
+			continue
+		}
+		fix := "set ldap.attributes.display_name_ja or remove the claim"
+		if cl.Source == ClaimSourceGroups {
+			fix = "set ldap.groups.mode to memberof or search, or remove the claim"
+		}
+		w = append(w, fmt.Sprintf("oidc.claims[%d]: %q (source %s) is never released: %s", i, cl.Name, cl.Source, fix))
+	}
+	return w
+}
+
 // Scopes returns every scope the provider knows: openid, offline_access and
 // the scopes that release claims, in that order without repeats.
 func (o OIDC) Scopes() []string {

@@ -93,12 +93,12 @@ func (a *App) SetKeyCount(ctx context.Context, userID string, count int, used bo
 // account's shared failure budget; it returns an error wrapping
 // mfa.ErrLocked once the budget is spent.
 func (a *App) SpendFactorTry(ctx context.Context, userID string) error {
-	return a.codes.SpendTry(ctx, userID)
+	return a.codes.SpendTry(ctx, a.factorSubject(ctx, userID))
 }
 
 // FactorTrySucceeded gives back the try a successful factor spent.
 func (a *App) FactorTrySucceeded(ctx context.Context, userID string) error {
-	return a.codes.Succeeded(ctx, userID)
+	return a.codes.Succeeded(ctx, a.factorSubject(ctx, userID))
 }
 
 // FactorStep is a login waiting for its second factor.

@@ -148,9 +148,9 @@ func (a *App) handleResetInit(w http.ResponseWriter, r *http.Request) {
 // ones (user-wide, like login codes, so a second reset attempt needs no
 // second mail) and the one the helpdesk read out.
 func (a *App) resetSubjects(ctx context.Context, userID string) (mailed, helpdesk mfa.Subject) {
-	sess := a.sessionBinding(ctx)
-	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Session: sess},
-		mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding, Session: sess}
+	sess, dev := a.sessionBinding(ctx), a.ownerDevice(ctx, userID)
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Session: sess, Device: dev},
+		mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding, Session: sess, Device: dev}
 }
 
 // sendResetCode mails the confirmation code when an address is registered.

@@ -182,7 +182,7 @@ func (a *App) sessionBinding(ctx context.Context) string { return a.sessionSecre
 // setupSubject names the setup codes of this settings session.
 func (a *App) setupSubject(ctx context.Context, userID string) mfa.Subject {
 	b := a.sessionBinding(ctx)
-	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeSetup, Binding: b, Session: b}
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeSetup, Binding: b, Session: b, Device: a.ownerDevice(ctx, userID)}
 }
 
 func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {

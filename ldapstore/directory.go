@@ -357,6 +357,42 @@ func (d *Directory) searchGroups(ctx context.Context, dn string) ([]string, erro
 	return sortedUnique(names), nil
 }
 
+// ErrNoMemberOf: groups come from the memberOf attribute, yet no entry
+// under the user base carries it (a directory without the memberof
+// overlay), so nobody is in any group.
+var ErrNoMemberOf = errors.New("ldapstore: no entry carries the group attribute")
+
+// CheckGroups looks once for any entry under the user base with the
+// memberof mode's attribute. It returns ErrNoMemberOf when there is none,
+// an error wrapping ErrDirectoryUnavailable when the directory cannot be
+// asked, and nil otherwise (and in the other group modes).
+func (d *Directory) CheckGroups(ctx context.Context) error {
+	if d.cfg.Groups.Mode != GroupsMemberOf {
+		return nil
+	}
+	req := ldap.NewSearchRequest(d.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		1, d.timeLimit(), true, "("+ldap.EscapeFilter(d.cfg.Groups.Attribute)+"=*)", []string{"1.1"}, nil)
+	var res *ldap.SearchResult
+	err := d.service.do(ctx, func(c *ldap.Conn) error {
+		var err error
+		res, err = c.Search(req)
+		return err
+	})
+	switch {
+	case err == nil:
+	case hasCode(err, ldap.LDAPResultSizeLimitExceeded):
+		return nil // more than one: plenty
+	case errors.Is(err, ErrDirectoryUnavailable):
+		return err
+	default:
+		return unavailable(fmt.Errorf("group attribute check: %w", err))
+	}
+	if len(res.Entries) == 0 {
+		return ErrNoMemberOf
+	}
+	return nil
+}
+
 // timeLimit is the server-side limit in whole seconds, at least 1.
 func (d *Directory) timeLimit() int {
 	return int(math.Max(1, math.Ceil(d.cfg.OperationTimeout.Seconds())))

@@ -707,3 +707,27 @@ func TestCancellationInterruptsAHungOperation(t *testing.T) {
 		t.Fatalf("connection leaked after cancellation: %+v", st)
 	}
 }
+
+// TestCheckGroupsFindsMissingMemberOf: in memberof mode against a slapd
+// without the memberof overlay, CheckGroups says nobody carries memberOf;
+// with the overlay, or in search mode, it finds nothing wrong (issue 14).
+func TestCheckGroupsFindsMissingMemberOf(t *testing.T) {
+	t.Parallel()
+	with, without := testldap.Start(t), testldap.Start(t, testldap.WithoutMemberOf())
+	tests := []struct {
+		name string
+		cfg  ldapstore.Config
+		want error
+	}{
+		{"memberof with the overlay", with.Config(), nil},
+		{"memberof without the overlay", without.Config(), ldapstore.ErrNoMemberOf},
+		{"search without the overlay", searchGroupsConfig(without.Config()), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := newDirectory(t, tt.cfg).CheckGroups(context.Background()); !errors.Is(got, tt.want) || (tt.want == nil && got != nil) {
+				t.Errorf("CheckGroups = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

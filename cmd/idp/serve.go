@@ -144,6 +144,28 @@ func (in *instance) Close() {
 	}
 }
 
+// groupsChecker is the directory's one start-up look at group membership.
+type groupsChecker interface {
+	CheckGroups(ctx context.Context) error
+}
+
+var _ groupsChecker = (*ldapstore.Directory)(nil)
+
+// checkDirectoryGroups warns when ldap.groups.mode is memberof but no entry
+// carries the attribute (stock OpenLDAP has no memberof overlay): staff
+// would silently lose the console. One search, bounded so that a directory
+// that does not answer delays the start by seconds at most; an outage is
+// not reported here (readiness does that).
+func checkDirectoryGroups(ctx context.Context, dir groupsChecker, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := dir.CheckGroups(ctx); errors.Is(err, ldapstore.ErrNoMemberOf) {
+		logger.WarnContext(ctx, "ldap.groups.mode: memberof, but no entry under ldap.user_base_dn carries the group attribute, "+
+			"so no one is in any group and staff cannot reach the console: enable the directory's memberof overlay "+
+			"(OpenLDAP: olcOverlay=memberof, then re-add the group members) or set ldap.groups.mode: search")
+	}
+}
+
 // build wires store, directory, mail and app from the config.
 func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *extras) (*instance, error) {
 	db, err := openStore(ctx, cfg.Store, logger)
@@ -156,6 +178,7 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
 	in := &instance{db: db, dir: dir, metrics: newMetrics(cfg, db, dir)}
+	checkDirectoryGroups(ctx, dir, logger)
 	sessions, err := openSessions(ctx, cfg, db, logger)
 	if err != nil {
 		in.Close()

@@ -318,7 +318,9 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	claims := []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "c_hash"}
 	for _, c := range p.cfg.OIDC.Claims {
-		claims = append(claims, c.Name)
+		if p.cfg.ClaimReleasable(c) { // advertise only what can be released
+			claims = append(claims, c.Name)
+		}
 	}
 	if p.cfg.OIDC.EmailVerified {
 		claims = append(claims, "email_verified")

@@ -17,6 +17,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 
@@ -42,6 +43,29 @@ func stringList(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestDiscoveryAdvertisesReleasableClaims: claims the directory can never
+// fill (groups with ldap.groups.mode none, name#ja with no Japanese name
+// attribute) are configured but not advertised (issue 14, item 8).
+func TestDiscoveryAdvertisesReleasableClaims(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) {
+		c.LDAP.Groups.Mode = config.GroupsNone
+		c.LDAP.Attributes.DisplayNameJA = ""
+	})
+	_, doc := getJSON(t, e.issuer+"/.well-known/openid-configuration")
+	got := stringList(doc["claims_supported"])
+	for _, no := range []string{"groups", "name#ja"} {
+		if slices.Contains(got, no) {
+			t.Errorf("claims_supported %q advertises %q, which is never released", got, no)
+		}
+	}
+	for _, yes := range []string{"name", "email", "preferred_username", "eduperson_principal_name"} {
+		if !slices.Contains(got, yes) {
+			t.Errorf("claims_supported %q lacks %q", got, yes)
+		}
+	}
 }
 
 // oidcc-discovery-issuer-not-matching-config, oidcc-discovery-endpoint-verification,

@@ -72,6 +72,7 @@ type options struct {
 	users       int
 	quiet       bool
 	cryptRounds int
+	noMemberOf  bool
 }
 
 // WithCryptPasswords stores every account's password as a {CRYPT}
@@ -87,6 +88,10 @@ func WithTLS() Option { return func(o *options) { o.tls = true } }
 // WithUsers adds n generated accounts, GeneratedUser(0) to
 // GeneratedUser(n-1), to the fixture.
 func WithUsers(n int) Option { return func(o *options) { o.users = n } }
+
+// WithoutMemberOf leaves the memberof overlay out, as in a stock OpenLDAP:
+// entries then carry no memberOf attribute.
+func WithoutMemberOf() Option { return func(o *options) { o.noMemberOf = true } }
 
 // WithQuietLog turns slapd's per-operation log off: under load, writing
 // the stats log costs slapd a large share of its CPU. Log then shows only
@@ -177,7 +182,7 @@ func (s *Server) setUp(opts []Option) error {
 		return err
 	}
 	configPath := filepath.Join(s.dir, "config.ldif")
-	if err := os.WriteFile(configPath, []byte(configLDIF(s.dir, o.tls)), 0o600); err != nil {
+	if err := os.WriteFile(configPath, []byte(configLDIF(s.dir, o.tls, !o.noMemberOf)), 0o600); err != nil {
 		return err
 	}
 	if out, err := exec.Command(slapaddPath, "-n0", "-F", filepath.Join(s.dir, "slapd.d"), "-l", configPath).CombinedOutput(); err != nil {
@@ -417,7 +422,7 @@ func freePort() (int, error) {
 // configLDIF is the cn=config tree: mdb with the memberof overlay, the
 // usual schemas, and ACLs that let the service account read, let users
 // bind and give anonymous clients nothing but authentication.
-func configLDIF(dir string, withTLS bool) string {
+func configLDIF(dir string, withTLS, withMemberOf bool) string {
 	tlsAttrs := ""
 	if withTLS {
 		tlsAttrs = "olcTLSCACertificateFile: " + filepath.Join(dir, "ca.pem") + "\n" +
@@ -471,7 +476,14 @@ olcDbIndex: uid eq
 olcDbIndex: member eq
 olcAccess: {0}to attrs=userPassword by anonymous auth by * none
 olcAccess: {1}to * by dn.exact="` + ServiceDN + `" read by * none
+` + memberOfLDIF(withMemberOf)
+}
 
+func memberOfLDIF(with bool) string {
+	if !with {
+		return ""
+	}
+	return `
 dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcMemberOf
