@@ -14,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/metrics"
 	"github.com/campusidp/campusidp/store"
 )
@@ -67,8 +68,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if grant == string(oidc.GrantTypeCode) {
 		if status, e := p.checkCodeRequest(r); e != nil {
-			if status == http.StatusUnauthorized {
+			switch status {
+			case http.StatusUnauthorized:
 				w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+			case http.StatusServiceUnavailable:
+				w.Header().Set("Retry-After", "30")
 			}
 			writeOAuthError(w, status, e)
 			return
@@ -181,6 +185,10 @@ func (p *Provider) checkCodeRequest(r *http.Request) (int, *oidc.Error) {
 	rec, err := p.storage.peekCode(r.Context(), r.PostForm.Get("code"))
 	if errors.Is(err, store.ErrNotFound) {
 		return http.StatusBadRequest, oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	if idp.IsUnavailable(err) {
+		p.log.WarnContext(r.Context(), "oidc code lookup failed: store unavailable", "request_id", idp.RequestID(r.Context()), "error", err)
+		return http.StatusServiceUnavailable, oidc.ErrServerError().WithDescription("the identity provider is temporarily unavailable")
 	}
 	if err != nil {
 		p.log.ErrorContext(r.Context(), "oidc code lookup failed", "error", err)

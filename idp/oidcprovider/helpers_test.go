@@ -3,6 +3,7 @@ package oidcprovider_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +59,29 @@ type env struct {
 	issuer  string
 	logs    *testenv.SyncBuffer
 	metrics *metrics.Metrics
+	// storeDown makes the provider's store fail as an unreachable one.
+	storeDown *atomic.Bool
+}
+
+// outageStore is the provider's store with a switch that turns its record
+// reads and writes into outages.
+type outageStore struct {
+	*store.DB
+	down *atomic.Bool
+}
+
+func (s outageStore) GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("test outage: %w", store.ErrUnavailable)
+	}
+	return s.DB.GetRecord(ctx, kind, id, now)
+}
+
+func (s outageStore) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func(old []byte) ([]byte, error)) error {
+	if s.down.Load() {
+		return fmt.Errorf("test outage: %w", store.ErrUnavailable)
+	}
+	return s.DB.UpdateRecord(ctx, kind, id, now, fn)
 }
 
 // postSecretHash is made once: bcrypt is slow on purpose.
@@ -169,7 +194,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := oidcprovider.New(ctx, oidcprovider.Options{Config: &cfg, App: app, Store: db, Directory: dir,
+	down := &atomic.Bool{}
+	prov, err := oidcprovider.New(ctx, oidcprovider.Options{Config: &cfg, App: app, Store: outageStore{db, down}, Directory: dir,
 		Logger: logger, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +212,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	})
 	return &env{t: t, cfg: &cfg, ldap: ls, smtp: smtpSrv, db: db, clock: clk, app: app, prov: prov, srv: srv,
-		issuer: issuer, logs: logs, metrics: m}
+		issuer: issuer, logs: logs, metrics: m, storeDown: down}
 }
 
 // ---- the browser ----

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/campusidp/campusidp/internal/testenv"
+	"github.com/campusidp/campusidp/internal/testldap"
 )
 
 // TestUnknownClientIsInvalidClient: a token request naming a client that is
@@ -69,4 +70,42 @@ func TestUnknownClientIsInvalidClient(t *testing.T) {
 	if _, err := web.refresh(tok.RefreshToken); err != nil {
 		t.Fatalf("refresh by the registered client: %v", err)
 	}
+}
+
+// TestTokenEndpointOutageIs503: a code redeemed while the store cannot be
+// read is an outage, answered 503 with Retry-After (the relying party may
+// try again), not a 500 server error; once the store is back the same code
+// is redeemed.
+func TestTokenEndpointOutageIs503(t *testing.T) {
+	e := newEnv(t)
+	web := e.rp("web")
+	b := e.browser()
+	f := web.start()
+	p := b.Follow(b.Get(f.url))
+	if hasForm(p, "/login") {
+		p = b.password(p, testldap.Alice)
+	}
+	code := web.codeFrom(p, f)
+
+	e.storeDown.Store(true)
+	req, err := http.NewRequest(http.MethodPost, e.issuer+"/oauth/token", strings.NewReader(url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {web.redirect}, "code_verifier": {f.verifier},
+	}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("web", webSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("token request during a store outage = %d (Retry-After %q), want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	e.storeDown.Store(false)
+	web.mustExchange(code, f)
 }
