@@ -78,6 +78,10 @@ func (a *App) handleAppConfirm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if err := a.auditSecurity(ctx, "mfa_totp_registered", acc.UserID, map[string]string{"mode": acc.Mode}); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	now := a.now()
 	err = a.updateFactors(ctx, acc.UserID, func(f *Factors) error {
 		f.TOTP = &TOTPFactor{Secret: a.box.Seal(p.Secret, acc.UserID), EnrolledAt: now, LastUsed: now, LastStep: step}
@@ -89,6 +93,5 @@ func (a *App) handleAppConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.sessions.Remove(ctx, sessAppSetup)
-	a.audit(ctx, "mfa_totp_registered", acc.UserID, map[string]string{"mode": acc.Mode})
 	a.factorRegistered(w, r, acc, methodTOTP, "app")
 }
