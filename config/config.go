@@ -269,11 +269,17 @@ type EmailOTP struct {
 	CodeDigits      int           `yaml:"code_digits"`
 	CodeLifetime    time.Duration `yaml:"code_lifetime"`
 	MaxTriesPerCode int           `yaml:"max_tries_per_code"`
-	// FailureBudget is account-wide; once spent, the account's email OTP is
-	// locked until the window ends, and resending does not refill it.
-	FailureBudget  Budget        `yaml:"failure_budget"`
-	ResendCooldown time.Duration `yaml:"resend_cooldown"`
-	SendsPerHour   int           `yaml:"sends_per_hour"`
+	// FailureBudget counts wrong codes (mailed, app and recovery codes,
+	// security keys) per login transaction / settings session, or per owner's
+	// browser (trusted-browser or device cookie); once spent, that session
+	// is locked until the window ends, and resending does not refill it.
+	FailureBudget Budget `yaml:"failure_budget"`
+	// AccountFailureLimit is the account-wide ceiling on failures in the
+	// same window over all sessions without an owner's browser cookie
+	// (NIST SP 800-63B: at most 100). Reaching it mails the owner.
+	AccountFailureLimit int           `yaml:"account_failure_limit"`
+	ResendCooldown      time.Duration `yaml:"resend_cooldown"`
+	SendsPerHour        int           `yaml:"sends_per_hour"`
 	// MaxOutstandingCodes mailed codes of one user and purpose stay valid
 	// at once, so a resend or another login does not void the code on its way.
 	MaxOutstandingCodes int           `yaml:"max_outstanding_codes"`
@@ -407,6 +413,7 @@ func Default() Config {
 				CodeLifetime:        10 * time.Minute,
 				MaxTriesPerCode:     5,
 				FailureBudget:       Budget{Limit: 10, Window: time.Hour},
+				AccountFailureLimit: 100,
 				ResendCooldown:      60 * time.Second,
 				SendsPerHour:        10,
 				MaxOutstandingCodes: 3,

@@ -203,6 +203,7 @@ func TestExampleConfigParsesAndValidates(t *testing.T) {
 		{"blocked domains", cfg.MFA.Email.BlockedDomains, []string{"st.kyoto-u.ac.jp", "kyoto-u.ac.jp", "ms.c.kyoto-u.ac.jp"}},
 		{"placeholder", cfg.MFA.Email.PlaceholderAddress, "id00000000@mail2.adm.example.ac.jp"},
 		{"failure budget", cfg.MFA.Email.FailureBudget, Budget{Limit: 10, Window: time.Hour}},
+		{"account failure limit", cfg.MFA.Email.AccountFailureLimit, 100},
 		{"ldap urls", cfg.LDAP.URLs, []string{"ldaps://ldap1.example.ac.jp", "ldaps://ldap2.example.ac.jp"}},
 	}
 	for _, c := range checks {
@@ -654,6 +655,9 @@ func TestValidateRules(t *testing.T) {
 		{"code lifetime 1h ok", func(c *Config) { c.MFA.Email.CodeLifetime = time.Hour }, "", ""},
 		{"max tries zero", func(c *Config) { c.MFA.Email.MaxTriesPerCode = 0 }, "mfa.email.max_tries_per_code", "between 1 and 10"},
 		{"failure window zero", func(c *Config) { c.MFA.Email.FailureBudget.Window = 0 }, "mfa.email.failure_budget.window", "greater than 0"},
+		{"account failure limit 100 ok", func(c *Config) { c.MFA.Email.AccountFailureLimit = 100 }, "", ""},
+		{"account failure limit above NIST", func(c *Config) { c.MFA.Email.AccountFailureLimit = 101 }, "mfa.email.account_failure_limit", "between 10 and 100"},
+		{"account failure limit below session budget", func(c *Config) { c.MFA.Email.AccountFailureLimit = 9 }, "mfa.email.account_failure_limit", "between 10 and 100"},
 		{"cooldown beyond code lifetime", func(c *Config) { c.MFA.Email.ResendCooldown = 11 * time.Minute }, "mfa.email.resend_cooldown", "code_lifetime (11m > 10m)"},
 		{"sends per hour zero", func(c *Config) { c.MFA.Email.SendsPerHour = 0 }, "mfa.email.sends_per_hour", "between 1 and 100"},
 		{"outstanding codes zero", func(c *Config) { c.MFA.Email.MaxOutstandingCodes = 0 }, "mfa.email.max_outstanding_codes", "between 1 and 10"},

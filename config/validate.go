@@ -611,6 +611,7 @@ func (e EmailOTP) validate(v *validator, p string) {
 	lifetimeOK := v.duration(p+".code_lifetime", e.CodeLifetime, time.Hour)
 	v.intRange(p+".max_tries_per_code", e.MaxTriesPerCode, 1, 10)
 	v.budget(p+".failure_budget", e.FailureBudget, 24*time.Hour)
+	v.intRange(p+".account_failure_limit", e.AccountFailureLimit, max(1, e.FailureBudget.Limit), 100)
 	if v.duration(p+".resend_cooldown", e.ResendCooldown, time.Hour) && lifetimeOK && e.ResendCooldown > e.CodeLifetime {
 		v.add(p+".resend_cooldown", "must not exceed mfa.email.code_lifetime (%s > %s), or a user could be left waiting with no valid code",
 			formatDuration(e.ResendCooldown), formatDuration(e.CodeLifetime))

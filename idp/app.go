@@ -180,17 +180,20 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("idp: mail templates: %w", err)
 	}
 	email := cfg.MFA.Email
+	var app *App // the ceiling alarm runs on the app built below
 	codes, err := mfa.NewCodes(mfa.CodeConfig{
-		Digits:         email.CodeDigits,
-		Lifetime:       email.CodeLifetime,
-		ResetLifetime:  email.ResetCodeLifetime,
-		MaxTries:       email.MaxTriesPerCode,
-		FailureLimit:   email.FailureBudget.Limit,
-		FailureWindow:  email.FailureBudget.Window,
-		ResendCooldown: email.ResendCooldown,
-		SendsPerHour:   email.SendsPerHour,
-		MaxOutstanding: email.MaxOutstandingCodes,
-	}, []byte(cfg.Security.SecretKey.Value()), mfaStore{opts.Store}, mfaStore{opts.Store}, mfa.WithClock(now))
+		Digits:              email.CodeDigits,
+		Lifetime:            email.CodeLifetime,
+		ResetLifetime:       email.ResetCodeLifetime,
+		MaxTries:            email.MaxTriesPerCode,
+		FailureLimit:        email.FailureBudget.Limit,
+		FailureWindow:       email.FailureBudget.Window,
+		AccountFailureLimit: email.AccountFailureLimit,
+		ResendCooldown:      email.ResendCooldown,
+		SendsPerHour:        email.SendsPerHour,
+		MaxOutstanding:      email.MaxOutstandingCodes,
+	}, []byte(cfg.Security.SecretKey.Value()), mfaStore{opts.Store}, mfaStore{opts.Store}, mfa.WithClock(now),
+		mfa.WithCeilingAlarm(func(ctx context.Context, userID string, until time.Time) { app.otpCeilingReached(ctx, userID, until) }))
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +220,7 @@ func New(opts Options) (*App, error) {
 		codes:     codes,
 		box:       box,
 	}
+	app = a
 	if a.brand, err = loadBrandAssets(cfg.Branding); err != nil {
 		return nil, err
 	}

@@ -231,6 +231,9 @@ func (a *App) trustBrowser(ctx context.Context, w http.ResponseWriter, r *http.R
 	tb := trustedBrowser{UserID: userID, Label: browserLabel(r.UserAgent()), Created: now, LastUsed: now,
 		Expires: now.Add(a.cfg.MFA.TrustedBrowserLifetime)}
 	raw, _ := json.Marshal(tb)
+	if err := a.auditSecurity(ctx, "trusted_browser_added", userID, map[string]string{"label": tb.Label}); err != nil {
+		return err
+	}
 	if err := a.store.PutRecord(ctx, recordTrusted, id, raw, tb.Expires); err != nil {
 		return err
 	}
@@ -241,7 +244,6 @@ func (a *App) trustBrowser(ctx context.Context, w http.ResponseWriter, r *http.R
 		Name: trustedCookie, Value: token, Path: "/", HttpOnly: true, Secure: a.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(a.cfg.MFA.TrustedBrowserLifetime.Seconds()),
 	})
-	a.audit(ctx, "trusted_browser_added", userID, map[string]string{"label": tb.Label})
 	return nil
 }
 

@@ -77,13 +77,28 @@ func (a *App) sessionLoaded(ctx context.Context) bool {
 	return rs != nil && rs.sessionLoaded
 }
 
-// auditSecurity writes a security event that must not go unrecorded: a
-// failed write is returned as an outage (ErrUnavailable), so the request
-// fails with 503 before the change it records takes effect, and no login
-// succeeds without its audit row.
-func (a *App) auditSecurity(ctx context.Context, typ, subject string, detail map[string]string) error {
-	if err := a.auditAs(ctx, typ, subject, subject, detail); err != nil {
+// auditRequired writes a security event that must not go unrecorded, done
+// by actor to subject's account. Callers write it before the change it
+// records and must handle the error: a failed write is returned as an
+// outage (ErrUnavailable), so the request answers 503 and the change does
+// not happen. (Until the store offers one transaction per request, "before"
+// is as close to "in the same transaction" as the change can get.)
+func (a *App) auditRequired(ctx context.Context, typ, actor, subject string, detail map[string]string) error {
+	if err := a.auditAs(ctx, typ, actor, subject, detail); err != nil {
 		return fmt.Errorf("%w: audit %s: %w", ErrUnavailable, typ, err)
 	}
 	return nil
+}
+
+// auditSecurity is auditRequired for an event the user does to their own
+// account; no login succeeds without its audit row.
+func (a *App) auditSecurity(ctx context.Context, typ, subject string, detail map[string]string) error {
+	return a.auditRequired(ctx, typ, subject, subject, detail)
+}
+
+// AuditSecurity is auditSecurity for page packages (security keys): write
+// it before the change it records and answer a returned error with
+// ServerError, so the change never happens unrecorded.
+func (a *App) AuditSecurity(ctx context.Context, typ, subject string, detail map[string]string) error {
+	return a.auditSecurity(ctx, typ, subject, detail)
 }

@@ -93,12 +93,12 @@ func (a *App) SetKeyCount(ctx context.Context, userID string, count int, used bo
 // account's shared failure budget; it returns an error wrapping
 // mfa.ErrLocked once the budget is spent.
 func (a *App) SpendFactorTry(ctx context.Context, userID string) error {
-	return a.codes.SpendTry(ctx, userID)
+	return a.codes.SpendTry(ctx, a.factorSubject(ctx, userID))
 }
 
 // FactorTrySucceeded gives back the try a successful factor spent.
 func (a *App) FactorTrySucceeded(ctx context.Context, userID string) error {
-	return a.codes.Succeeded(ctx, userID)
+	return a.codes.Succeeded(ctx, a.factorSubject(ctx, userID))
 }
 
 // FactorStep is a login waiting for its second factor.
@@ -264,12 +264,15 @@ func (a *App) SignInWithKey(w http.ResponseWriter, r *http.Request, txID, userID
 	if err != nil {
 		return fmt.Errorf("idp: passkey sign-in: %w", err)
 	}
+	// No sign-in without its audit row: a refused write is a 503.
+	if err := a.auditSecurity(ctx, "login_passkey_ok", u.ID, map[string]string{"amr": strings.Join(amr, " ")}); err != nil {
+		return err
+	}
 	if err := a.signIn(ctx, u, amr...); err != nil {
 		return err
 	}
 	now := a.now()
 	tx.UserID, tx.PasswordAt, tx.FactorAt, tx.changed = u.ID, now, now, true
-	a.audit(ctx, "login_passkey_ok", u.ID, map[string]string{"amr": strings.Join(amr, " ")})
 	a.observeFactor(MethodSecurityKey, "")
 	a.advance(w, r, tx)
 	return nil

@@ -193,7 +193,9 @@ func (a *App) checkPassword(w http.ResponseWriter, r *http.Request, typed, passw
 			a.metrics.LimitTripped(metrics.LimitPassword, metrics.KeyIP)
 		}
 		// Audited as typed: such an ID names no account to group under.
-		a.audit(ctx, "login_failed", strings.TrimSpace(typed), map[string]string{"reason": ldapstore.ReasonInvalidID})
+		if err := a.auditSecurity(ctx, "login_failed", strings.TrimSpace(typed), map[string]string{"reason": ldapstore.ReasonInvalidID}); err != nil {
+			return nil, err
+		}
 		a.observeLogin(loginRefused)
 		return nil, invalidID
 	}

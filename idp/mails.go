@@ -28,7 +28,7 @@ type Mailer interface {
 }
 
 // mailNames lists every mail body; New fails if one is missing.
-var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done", "recovery_used", "key_added", "key_removed"}
+var mailNames = []string{"otp", "reset_code", "address_changed", "reset_done", "recovery_used", "key_added", "key_removed", "otp_ceiling"}
 
 type mailer struct {
 	texts   map[string]*template.Template
@@ -67,6 +67,7 @@ type mailData struct {
 	When       string
 	Remaining  int
 	KeyName    string // a security key's name
+	Until      string // when a lock ends
 }
 
 // compose renders a bilingual mail; subjects come from the catalog as

@@ -136,7 +136,7 @@ func (a *App) handleMFASend(w http.ResponseWriter, r *http.Request) {
 // login of the same user (each has passed the password), so another login
 // or a reload never needs a new mail.
 func (a *App) loginSubject(ctx context.Context, userID string) mfa.Subject {
-	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeLogin, Session: a.sessionBinding(ctx)}
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeLogin, Session: a.sessionBinding(ctx), Device: a.ownerDevice(ctx, userID)}
 }
 
 // sendLoginCode mails a login code to the registered address. It returns
@@ -216,7 +216,7 @@ func (a *App) factorPassed(w http.ResponseWriter, r *http.Request, tx *LoginTx, 
 // stored in one atomic update, so two parallel requests with the same code
 // cannot both pass.
 func (a *App) verifyTOTP(ctx context.Context, userID, code string) error {
-	if err := a.codes.SpendTry(ctx, userID); err != nil {
+	if err := a.codes.SpendTry(ctx, a.factorSubject(ctx, userID)); err != nil {
 		return err
 	}
 	err := a.updateFactors(ctx, userID, func(f *Factors) error {
@@ -239,7 +239,7 @@ func (a *App) verifyTOTP(ctx context.Context, userID, code string) error {
 	if err != nil {
 		return err
 	}
-	return a.codes.Succeeded(ctx, userID)
+	return a.codes.Succeeded(ctx, a.factorSubject(ctx, userID))
 }
 
 // handleMFARecovery accepts one of the user's recovery codes instead of a
@@ -262,7 +262,7 @@ func (a *App) handleMFARecovery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) useRecoveryCode(ctx context.Context, userID, typed string) error {
-	if err := a.codes.SpendTry(ctx, userID); err != nil {
+	if err := a.codes.SpendTry(ctx, a.factorSubject(ctx, userID)); err != nil {
 		return err
 	}
 	hash := mfa.RecoveryHash(a.secretKey(), typed)
@@ -284,7 +284,7 @@ func (a *App) useRecoveryCode(ctx context.Context, userID, typed string) error {
 	if f, err := a.loadFactors(ctx, userID); err == nil && f.Email != nil {
 		a.notify(ctx, "recovery_used", userID, f.Email.Address, mailData{Remaining: remaining})
 	}
-	return a.codes.Succeeded(ctx, userID)
+	return a.codes.Succeeded(ctx, a.factorSubject(ctx, userID))
 }
 
 // codeFailure audits a refused code and returns the message to show.

@@ -260,9 +260,13 @@ func TestReusedLoginCodeIsRefused(t *testing.T) {
 	}
 }
 
+// Parallel wrong codes in one session spend exactly the session's budget
+// (spent in the store before the check): the rest are refused as locked and
+// do not reach the account-wide ceiling.
 func TestParallelWrongCodesConsumeExactBudget(t *testing.T) {
+	const budget = 20
 	e := newEnv(t, requireMFA, func(c *config.Config, _ *ldapstore.Config) {
-		c.MFA.Email.FailureBudget = config.Budget{Limit: 100, Window: time.Hour}
+		c.MFA.Email.FailureBudget = config.Budget{Limit: budget, Window: time.Hour}
 		c.MFA.Email.MaxTriesPerCode = 10
 	})
 	const addr = "par@example.net"
@@ -272,17 +276,27 @@ func TestParallelWrongCodesConsumeExactBudget(t *testing.T) {
 	code := e.codeFrom(addr, otpSubject)
 	const n = 50
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	locked := 0
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b.submitCode(p, wrong(code), false)
+			r := b.submitCode(p, wrong(code), false)
+			if strings.Contains(r.body, "Too many failed attempts") {
+				mu.Lock()
+				locked++
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
+	if locked != n-budget {
+		t.Fatalf("%d of %d parallel tries refused as locked, want exactly %d", locked, n, n-budget)
+	}
 	c, err := e.db.GetCounter(context.Background(), "mfa:fail:"+testldap.Alice.ID, e.clock.Now())
-	if err != nil || c.Count != n {
-		t.Fatalf("failure budget used %d (err %v), want exactly %d", c.Count, err, n)
+	if err != nil || c.Count != budget {
+		t.Fatalf("account-wide ceiling used %d (err %v), want exactly %d", c.Count, err, budget)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 type mfaStore struct{ s Store }
 
 var (
-	_ mfa.Records  = mfaStore{}
-	_ mfa.Counters = mfaStore{}
+	_ mfa.Records        = mfaStore{}
+	_ mfa.Counters       = mfaStore{}
+	_ mfa.PrefixResetter = mfaStore{}
 )
 
 func notFound(err error) error {
@@ -35,6 +36,12 @@ func (m mfaStore) GetRecord(ctx context.Context, kind, id string, now time.Time)
 
 func (m mfaStore) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func([]byte) ([]byte, error)) error {
 	return notFound(m.s.UpdateRecord(ctx, kind, id, now, fn))
+}
+
+// ResetPrefix lets mfa.Codes.Unlock clear the per-session budgets.
+func (m mfaStore) ResetPrefix(ctx context.Context, prefix string) error {
+	_, err := m.s.ResetCountersWithPrefix(ctx, prefix)
+	return err
 }
 
 func (m mfaStore) DeleteRecord(ctx context.Context, kind, id string) error {

@@ -59,6 +59,7 @@ func (a *App) requestContext(next http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), ctxRequestID, id)
 		ctx = context.WithValue(ctx, ctxClientIP, ip)
 		ctx = context.WithValue(ctx, ctxRequestState, &requestState{})
+		ctx = withOwnerCookies(ctx, r)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		rec.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(rec, r.WithContext(ctx))

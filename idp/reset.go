@@ -97,9 +97,12 @@ func (a *App) handleResetLoginSubmit(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
+	if err := a.auditSecurity(ctx, "mfa_reset_started", user.ID, nil); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	a.sessionBinding(ctx)
 	a.sessions.Put(ctx, sessReset, &resetState{UserID: user.ID, Started: a.now(), Tx: txID})
-	a.audit(ctx, "mfa_reset_started", user.ID, nil)
 	http.Redirect(w, r, "/reset/init", http.StatusSeeOther)
 }
 
@@ -145,9 +148,9 @@ func (a *App) handleResetInit(w http.ResponseWriter, r *http.Request) {
 // ones (user-wide, like login codes, so a second reset attempt needs no
 // second mail) and the one the helpdesk read out.
 func (a *App) resetSubjects(ctx context.Context, userID string) (mailed, helpdesk mfa.Subject) {
-	sess := a.sessionBinding(ctx)
-	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Session: sess},
-		mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding, Session: sess}
+	sess, dev := a.sessionBinding(ctx), a.ownerDevice(ctx, userID)
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Session: sess, Device: dev},
+		mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding, Session: sess, Device: dev}
 }
 
 // sendResetCode mails the confirmation code when an address is registered.
@@ -251,10 +254,6 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 		a.serverError(w, r, err)
 		return
 	}
-	if err := a.resetFactors(ctx, st.UserID); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
 	detail := map[string]string{"via": "mail"}
 	if used.Binding == helpdeskBinding {
 		detail["via"] = "helpdesk"
@@ -265,11 +264,21 @@ func (a *App) handleResetConfirm(w http.ResponseWriter, r *http.Request) {
 		case !errors.Is(err, store.ErrNotFound):
 			a.log.WarnContext(ctx, "reading the reset code's issuer failed", "request_id", requestID(ctx), "error", err)
 		}
+	}
+	// Recorded before the factors go: a reset never happens unrecorded.
+	if err := a.auditSecurity(ctx, "mfa_reset", st.UserID, detail); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.resetFactors(ctx, st.UserID); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if used.Binding == helpdeskBinding {
 		if err := a.store.DeleteRecord(ctx, recordResetIssuer, st.UserID); err != nil {
 			a.log.WarnContext(ctx, "forgetting the reset code's issuer failed", "request_id", requestID(ctx), "error", err)
 		}
 	}
-	a.audit(ctx, "mfa_reset", st.UserID, detail)
 	// The notice goes where there is an address; an app-only user has none.
 	if f.Email != nil {
 		a.notify(ctx, "reset_done", st.UserID, f.Email.Address, mailData{})
@@ -312,6 +321,9 @@ func (a *App) IssueResetCode(ctx context.Context, actor, userID string) (string,
 	if _, err := a.dir.Lookup(ctx, userID); err != nil {
 		return "", err
 	}
+	if err := a.auditRequired(ctx, "helpdesk_reset_code_issued", actor, userID, nil); err != nil {
+		return "", err
+	}
 	code, err := a.codes.IssueFor(ctx, mfa.Subject{UserID: userID, Purpose: mfa.PurposeReset, Binding: helpdeskBinding})
 	if err != nil {
 		return "", err
@@ -320,9 +332,6 @@ func (a *App) IssueResetCode(ctx context.Context, actor, userID string) (string,
 	// pending one's; the record outlives the code as the code's does.
 	if err := a.store.PutRecord(ctx, recordResetIssuer, userID, []byte(actor),
 		a.now().Add(a.cfg.MFA.Email.ResetCodeLifetime+time.Hour)); err != nil {
-		return "", err
-	}
-	if err := a.auditAs(ctx, "helpdesk_reset_code_issued", actor, userID, nil); err != nil {
 		return "", err
 	}
 	return code, nil

@@ -182,7 +182,7 @@ func (a *App) sessionBinding(ctx context.Context) string { return a.sessionSecre
 // setupSubject names the setup codes of this settings session.
 func (a *App) setupSubject(ctx context.Context, userID string) mfa.Subject {
 	b := a.sessionBinding(ctx)
-	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeSetup, Binding: b, Session: b}
+	return mfa.Subject{UserID: userID, Purpose: mfa.PurposeSetup, Binding: b, Session: b, Device: a.ownerDevice(ctx, userID)}
 }
 
 func (a *App) handleSettingsSend(w http.ResponseWriter, r *http.Request) {
@@ -239,6 +239,10 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if err := a.auditSecurity(ctx, "mfa_email_registered", acc.UserID, map[string]string{"to": mfa.MaskAddress(p.Address), "mode": acc.Mode}); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	var old string
 	now := a.now()
 	err := a.updateFactors(ctx, acc.UserID, func(f *Factors) error {
@@ -261,7 +265,6 @@ func (a *App) handleSettingsConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.sessions.Remove(ctx, sessSetup)
-	a.audit(ctx, "mfa_email_registered", acc.UserID, map[string]string{"to": mfa.MaskAddress(p.Address), "mode": acc.Mode})
 	if old != "" && old != p.Address {
 		// A changed address must not leave old trusted browsers behind, and
 		// the old address hears of the change.
@@ -333,13 +336,15 @@ func (a *App) factorRegistered(w http.ResponseWriter, r *http.Request, acc setti
 // shown once and stored only as keyed hashes.
 func (a *App) newRecoveryCodes(ctx context.Context, userID string) ([]string, error) {
 	codes, hashes := mfa.NewRecoveryCodes(a.secretKey())
+	if err := a.auditSecurity(ctx, "recovery_codes_issued", userID, map[string]string{"count": strconv.Itoa(len(codes))}); err != nil {
+		return nil, err
+	}
 	if err := a.updateFactors(ctx, userID, func(f *Factors) error {
 		f.Recovery = hashes
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, "recovery_codes_issued", userID, map[string]string{"count": strconv.Itoa(len(codes))})
 	return codes, nil
 }
 
@@ -378,12 +383,27 @@ func (a *App) handleTrustedRevoke(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, http.StatusBadRequest, "error.title", "error.bad_request")
 		return
 	}
-	n, err := a.RevokeTrustedBrowsers(ctx, u.ID, only)
+	// Audited before the revocation, so the count is of the browsers it is
+	// about to revoke.
+	ids, err := a.trustedIDs(ctx, u.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	a.audit(ctx, "trusted_browser_revoked", u.ID, map[string]string{"count": strconv.Itoa(n)})
+	n := 0
+	for _, id := range ids {
+		if strings.HasPrefix(id, only) {
+			n++
+		}
+	}
+	if err := a.auditSecurity(ctx, "trusted_browser_revoked", u.ID, map[string]string{"count": strconv.Itoa(n)}); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if _, err := a.RevokeTrustedBrowsers(ctx, u.ID, only); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	a.flashNotice(ctx, "otp.trusted_revoked")
 	http.Redirect(w, r, "/user/", http.StatusSeeOther)
 }

@@ -25,13 +25,16 @@ func (a *App) UnlockPassword(ctx context.Context, actor, userID string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.auditRequired(ctx, "admin_password_unlocked", actor, u.ID, nil); err != nil {
+		return err
+	}
 	if err := a.store.ResetCounter(ctx, passwordBudgetKey(u.ID)); err != nil {
 		return fmt.Errorf("idp: unlocking password budget: %w", err)
 	}
 	if _, err := a.store.ResetCountersWithPrefix(ctx, passwordClientPrefix(CanonicalID(u.ID))); err != nil {
 		return fmt.Errorf("idp: unlocking password budget: %w", err)
 	}
-	return a.auditAs(ctx, "admin_password_unlocked", actor, u.ID, nil)
+	return nil
 }
 
 // UnlockOTP clears the account-wide second-factor failure budget, lifting
@@ -41,10 +44,13 @@ func (a *App) UnlockOTP(ctx context.Context, actor, userID string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.auditRequired(ctx, "admin_otp_unlocked", actor, u.ID, nil); err != nil {
+		return err
+	}
 	if err := a.codes.Unlock(ctx, u.ID); err != nil {
 		return fmt.Errorf("idp: unlocking one-time passwords: %w", err)
 	}
-	return a.auditAs(ctx, "admin_otp_unlocked", actor, u.ID, nil)
+	return nil
 }
 
 // EndedSessions counts what EndUserSessions and ClearFactors ended.
@@ -64,11 +70,17 @@ func (a *App) EndUserSessions(ctx context.Context, actor, userID string) (EndedS
 	if err != nil {
 		return EndedSessions{}, err
 	}
+	// Recorded before anything ends, so what ends is known only by the
+	// trusted browsers about to go; the counts are logged after.
+	if err := a.auditRequired(ctx, "admin_sessions_ended", actor, u.ID, a.trustedDetail(ctx, u.ID)); err != nil {
+		return EndedSessions{}, err
+	}
 	ended, err := a.endAll(ctx, u.ID)
 	if err != nil {
 		return ended, err
 	}
-	return ended, a.auditAs(ctx, "admin_sessions_ended", actor, u.ID, endedDetail(ended))
+	a.logEnded(ctx, "admin_sessions_ended", u.ID, ended)
+	return ended, nil
 }
 
 // ownSessionKey is the store key of the session of the request in ctx when
@@ -99,9 +111,22 @@ func (a *App) endAll(ctx context.Context, userID string) (EndedSessions, error) 
 	return ended, nil
 }
 
-func endedDetail(e EndedSessions) map[string]string {
-	return map[string]string{"trusted_browsers": strconv.Itoa(e.TrustedBrowsers), "sessions": strconv.Itoa(e.Sessions),
-		"grants": strconv.Itoa(e.Grants)}
+// trustedDetail is the audit detail of an action about to end a user's
+// sessions: how many trusted browsers it revokes (sessions and grants are
+// counted only as they end; see logEnded).
+func (a *App) trustedDetail(ctx context.Context, userID string) map[string]string {
+	d := map[string]string{}
+	if ids, err := a.trustedIDs(ctx, userID); err == nil {
+		d["trusted_browsers"] = strconv.Itoa(len(ids))
+	}
+	return d
+}
+
+// logEnded logs what a staff action ended, under the request ID its audit
+// row carries.
+func (a *App) logEnded(ctx context.Context, event, userID string, e EndedSessions) {
+	a.log.InfoContext(ctx, "staff action ended sessions", "request_id", requestID(ctx), "event", event, "user", userID,
+		"trusted_browsers", e.TrustedBrowsers, "sessions", e.Sessions, "grants", e.Grants)
 }
 
 // grantRevoker is a store that also keeps relying parties' token grants
@@ -136,14 +161,7 @@ func (a *App) ClearFactors(ctx context.Context, actor, userID string) (EndedSess
 	if err != nil {
 		return EndedSessions{}, err
 	}
-	if err := a.clearFactors(ctx, u.ID); err != nil {
-		return EndedSessions{}, err
-	}
-	ended, err := a.endAll(ctx, u.ID)
-	if err != nil {
-		return ended, err
-	}
-	detail := endedDetail(ended)
+	detail := a.trustedDetail(ctx, u.ID)
 	var methods []string
 	for _, m := range factorInfos(f) {
 		methods = append(methods, m.Method)
@@ -152,9 +170,18 @@ func (a *App) ClearFactors(ctx context.Context, actor, userID string) (EndedSess
 		methods = append(methods, MethodSecurityKey)
 	}
 	detail["methods"] = strings.Join(methods, " ")
-	if err := a.auditAs(ctx, "admin_factors_cleared", actor, u.ID, detail); err != nil {
+	// Recorded before the factors go, so they never go unrecorded.
+	if err := a.auditRequired(ctx, "admin_factors_cleared", actor, u.ID, detail); err != nil {
+		return EndedSessions{}, err
+	}
+	if err := a.clearFactors(ctx, u.ID); err != nil {
+		return EndedSessions{}, err
+	}
+	ended, err := a.endAll(ctx, u.ID)
+	if err != nil {
 		return ended, err
 	}
+	a.logEnded(ctx, "admin_factors_cleared", u.ID, ended)
 	if f.Email != nil {
 		a.notify(ctx, "reset_done", u.ID, f.Email.Address, mailData{})
 	}

@@ -89,7 +89,8 @@ func (a *App) AccountStatus(ctx context.Context, userID string) (*AccountStatus,
 	if err != nil {
 		return nil, err
 	}
-	otpLimit := a.cfg.MFA.Email.FailureBudget.Limit
+	// Failures and Lock are the account-wide ceiling (sessions have their own budgets).
+	otpLimit := a.cfg.MFA.Email.AccountFailureLimit
 	st.OTP = Budget{Failures: min(failures, otpLimit), Limit: otpLimit, Locked: locked}
 	if locked {
 		st.OTP.Until = until

@@ -172,6 +172,9 @@ func (a *App) recordFactor(ctx context.Context, tx *LoginTx, userID, method stri
 	}
 	a.sessions.Put(ctx, sessAuth, next)
 	a.observeFactor(method, "")
+	if method != methodTrustedBrowser {
+		a.rememberOwnerDevice(ctx, userID)
+	}
 	if tx != nil {
 		tx.FactorAt = now
 		tx.changed = true // saved by advance, or by the caller

@@ -63,7 +63,7 @@ func (a *App) handleAppConfirm(w http.ResponseWriter, r *http.Request) {
 		a.renderSettings(w, r, http.StatusBadRequest, acc, "otp.no_pending", settingsPage{Tab: "app"}, nil)
 		return
 	}
-	if err := a.codes.SpendTry(ctx, acc.UserID); err != nil {
+	if err := a.codes.SpendTry(ctx, a.factorSubject(ctx, acc.UserID)); err != nil {
 		key := a.codeFailure(ctx, acc.UserID, "setup", err)
 		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{Tab: "app"}, err)
 		return
@@ -74,7 +74,11 @@ func (a *App) handleAppConfirm(w http.ResponseWriter, r *http.Request) {
 		a.renderSettings(w, r, statusFor(key), acc, key, settingsPage{Tab: "app"}, err)
 		return
 	}
-	if err := a.codes.Succeeded(ctx, acc.UserID); err != nil {
+	if err := a.codes.Succeeded(ctx, a.factorSubject(ctx, acc.UserID)); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.auditSecurity(ctx, "mfa_totp_registered", acc.UserID, map[string]string{"mode": acc.Mode}); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -89,6 +93,5 @@ func (a *App) handleAppConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.sessions.Remove(ctx, sessAppSetup)
-	a.audit(ctx, "mfa_totp_registered", acc.UserID, map[string]string{"mode": acc.Mode})
 	a.factorRegistered(w, r, acc, methodTOTP, "app")
 }

@@ -20,15 +20,18 @@ import (
 // CodeConfig holds the security numbers of mailed one-time codes. Every one
 // of them comes from config with a safe default.
 type CodeConfig struct {
-	Digits         int           // 6..10
-	Lifetime       time.Duration // login and setup codes
-	ResetLifetime  time.Duration // reset confirmation codes
-	MaxTries       int           // wrong tries before a code is void
-	FailureLimit   int           // account-wide failures per window before a lock
-	FailureWindow  time.Duration // the lock lasts until the window ends
-	ResendCooldown time.Duration
-	SendsPerHour   int
-	MaxOutstanding int // codes of one subject that stay valid at once (1..10)
+	Digits        int           // 6..10
+	Lifetime      time.Duration // login and setup codes
+	ResetLifetime time.Duration // reset confirmation codes
+	MaxTries      int           // wrong tries before a code is void
+	FailureLimit  int           // failures per session (or owner's browser) and window before a lock
+	FailureWindow time.Duration // a lock lasts until its window ends
+	// AccountFailureLimit is the account-wide ceiling over all sessions
+	// without an owner's browser cookie (NIST SP 800-63B: at most 100).
+	AccountFailureLimit int
+	ResendCooldown      time.Duration
+	SendsPerHour        int
+	MaxOutstanding      int // codes of one subject that stay valid at once (1..10)
 }
 
 // Subject says whose code it is, for what, and where it may be used;
@@ -42,8 +45,15 @@ type Subject struct {
 	// "helpdesk" for codes read out by staff.
 	Binding string
 	// Session is the browser session asking or trying; wrong tries on a
-	// code are counted per session.
+	// code, and the small failure budget, are counted per session.
 	Session string
+	// Device identifies a cookie of the owner's that the browser holds (a
+	// trusted-browser or device cookie, as an opaque server-side id), or is
+	// empty. Such a browser spends a budget of its own, keyed on the cookie
+	// rather than the session so new sessions do not refill it, and is not
+	// subject to the account-wide ceiling: failures made elsewhere cannot
+	// lock the owner out.
+	Device string
 }
 
 // Codes issues and verifies mailed one-time codes. Codes are stored only as
@@ -55,6 +65,7 @@ type Codes struct {
 	counters Counters
 	now      func() time.Time
 	rand     io.Reader
+	alarm    func(ctx context.Context, userID string, until time.Time)
 }
 
 // CodesOption adjusts a Codes (tests inject a clock or a random source).
@@ -66,6 +77,12 @@ func WithClock(now func() time.Time) CodesOption { return func(c *Codes) { c.now
 // WithRand sets the random source (crypto/rand by default).
 func WithRand(r io.Reader) CodesOption { return func(c *Codes) { c.rand = r } }
 
+// WithCeilingAlarm sets what runs (once per window) when the account-wide
+// failure ceiling of a user is reached: the caller audits and mails the owner.
+func WithCeilingAlarm(fn func(ctx context.Context, userID string, until time.Time)) CodesOption {
+	return func(c *Codes) { c.alarm = fn }
+}
+
 // NewCodes builds the code service. secret keys the stored hashes.
 func NewCodes(cfg CodeConfig, secret []byte, records Records, counters Counters, opts ...CodesOption) (*Codes, error) {
 	switch {
@@ -75,6 +92,8 @@ func NewCodes(cfg CodeConfig, secret []byte, records Records, counters Counters,
 		return nil, errors.New("mfa: lifetimes and windows must be positive")
 	case cfg.MaxTries < 1 || cfg.FailureLimit < 1 || cfg.SendsPerHour < 1:
 		return nil, errors.New("mfa: tries, failure limit and send cap must be at least 1")
+	case cfg.AccountFailureLimit < cfg.FailureLimit || cfg.AccountFailureLimit > 100:
+		return nil, fmt.Errorf("mfa: account failure limit %d outside %d..100", cfg.AccountFailureLimit, cfg.FailureLimit)
 	case cfg.MaxOutstanding < 1 || cfg.MaxOutstanding > 10:
 		return nil, fmt.Errorf("mfa: outstanding codes %d outside 1..10", cfg.MaxOutstanding)
 	case len(secret) < 16:
@@ -137,6 +156,19 @@ func (c *Codes) mac(parts ...string) string {
 
 func failureKey(userID string) string { return "mfa:fail:" + userID }
 
+// budgetPrefix starts the keys of the small per-session and per-device
+// budgets of a user, so Unlock can clear them all (IDs never contain "|").
+func budgetPrefix(userID string) string { return "mfa:fails:" + userID + "|" }
+
+// budgetKey is the small budget s spends from: its owner's browser cookie
+// when it has one, else its session.
+func (c *Codes) budgetKey(s Subject) string {
+	if s.Device != "" {
+		return budgetPrefix(s.UserID) + "d:" + c.mac("device", s.Device)[:24]
+	}
+	return budgetPrefix(s.UserID) + "s:" + c.sessionKey(s)
+}
+
 // cooldownKey limits the mails of one subject: with a user-wide binding
 // (login, reset) that is one mail per user and cooldown, however many
 // logins or reloads ask; the hourly send cap limits the account as a whole.
@@ -158,7 +190,7 @@ func (c *Codes) Replace(ctx context.Context, s Subject) (string, error) {
 
 func (c *Codes) issue(ctx context.Context, s Subject, replace bool) (string, error) {
 	now := c.now()
-	if err := c.checkLock(ctx, s.UserID, now); err != nil {
+	if err := c.checkBudgets(ctx, s, now); err != nil {
 		return "", err
 	}
 	n, resetAt, err := c.counters.Hit(ctx, c.cooldownKey(s), now, c.cfg.ResendCooldown)
@@ -260,8 +292,9 @@ func NormalizeCode(raw string) string {
 }
 
 // Verify checks a code for s. Each call first spends one unit of the
-// account-wide failure budget (atomically, so parallel guesses cannot
-// overshoot) and gets it back only on success. A code survives at most
+// session's (or owner's browser's) failure budget and of the account-wide
+// ceiling (atomically, so parallel guesses cannot overshoot) and gets them
+// back only on success. A code survives at most
 // MaxTries wrong tries from one session and is single use; using one voids
 // the other outstanding codes of s.
 func (c *Codes) Verify(ctx context.Context, s Subject, raw string) error {
@@ -279,12 +312,12 @@ func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) 
 	}
 	userID := subjects[0].UserID
 	for _, s := range subjects[1:] {
-		if s.UserID != userID {
-			return Subject{}, errors.New("mfa: subjects of different users")
+		if s.UserID != userID || s.Session != subjects[0].Session || s.Device != subjects[0].Device {
+			return Subject{}, errors.New("mfa: subjects of different users or sessions")
 		}
 	}
 	now := c.now()
-	if err := c.spendTry(ctx, userID, now); err != nil {
+	if err := c.spendTry(ctx, subjects[0], now); err != nil {
 		return Subject{}, err
 	}
 	code := NormalizeCode(raw)
@@ -295,7 +328,7 @@ func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) 
 		case err == nil:
 			// The next login needs a new code at once: the cooldown only
 			// holds back mails while one is on its way.
-			if err := errors.Join(c.counters.Reset(ctx, failureKey(userID)), c.counters.Reset(ctx, c.cooldownKey(s))); err != nil {
+			if err := errors.Join(c.succeeded(ctx, s), c.counters.Reset(ctx, c.cooldownKey(s))); err != nil {
 				return Subject{}, err
 			}
 			return s, nil
@@ -308,7 +341,7 @@ func (c *Codes) VerifyAny(ctx context.Context, raw string, subjects ...Subject) 
 		case errors.Is(err, ErrCodeInvalid):
 		default:
 			// Not the user's failure: give the try back.
-			_ = c.counters.Undo(ctx, failureKey(userID), now)
+			c.undoTry(ctx, s, now)
 			return Subject{}, err
 		}
 	}
@@ -436,41 +469,92 @@ func (c *Codes) store(ctx context.Context, s Subject, now time.Time, replace boo
 	return code, nil
 }
 
-// spendTry takes one unit from the failure budget, or reports the lock.
-func (c *Codes) spendTry(ctx context.Context, userID string, now time.Time) error {
-	n, resetAt, err := c.counters.Hit(ctx, failureKey(userID), now, c.cfg.FailureWindow)
+// spendTry takes one unit from s's own budget and, unless s is an owner's
+// browser, one from the account-wide ceiling, or reports the lock. Reaching
+// the ceiling raises the alarm once per window (the counter passes that
+// value once, atomically).
+func (c *Codes) spendTry(ctx context.Context, s Subject, now time.Time) error {
+	n, resetAt, err := c.counters.Hit(ctx, c.budgetKey(s), now, c.cfg.FailureWindow)
 	if err != nil {
 		return err
 	}
 	if n > c.cfg.FailureLimit {
 		return &WaitError{Err: ErrLocked, Until: resetAt}
 	}
+	if s.Device != "" {
+		return nil
+	}
+	n, resetAt, err = c.counters.Hit(ctx, failureKey(s.UserID), now, c.cfg.FailureWindow)
+	if err != nil {
+		_ = c.counters.Undo(ctx, c.budgetKey(s), now)
+		return err
+	}
+	if n == c.cfg.AccountFailureLimit && c.alarm != nil {
+		c.alarm(ctx, s.UserID, resetAt)
+	}
+	if n > c.cfg.AccountFailureLimit {
+		// The session did nothing wrong this time: its own budget is kept.
+		_ = c.counters.Undo(ctx, c.budgetKey(s), now)
+		return &WaitError{Err: ErrLocked, Until: resetAt}
+	}
 	return nil
 }
 
-// SpendTry lets another factor (TOTP, recovery codes) share the same budget:
-// call it before checking, and Succeeded after a success.
-func (c *Codes) SpendTry(ctx context.Context, userID string) error {
-	return c.spendTry(ctx, userID, c.now())
+// undoTry gives back a try that failed for a reason not the user's.
+func (c *Codes) undoTry(ctx context.Context, s Subject, now time.Time) {
+	_ = c.counters.Undo(ctx, c.budgetKey(s), now)
+	if s.Device == "" {
+		_ = c.counters.Undo(ctx, failureKey(s.UserID), now)
+	}
 }
 
-// Succeeded clears the failure budget after a successful factor check.
-func (c *Codes) Succeeded(ctx context.Context, userID string) error {
-	return c.counters.Reset(ctx, failureKey(userID))
+// succeeded clears s's budget and the account-wide count (the ceiling is
+// on consecutive failures). Locked sessions of others stay locked.
+func (c *Codes) succeeded(ctx context.Context, s Subject) error {
+	return errors.Join(c.counters.Reset(ctx, c.budgetKey(s)), c.counters.Reset(ctx, failureKey(s.UserID)))
 }
 
-func (c *Codes) checkLock(ctx context.Context, userID string, now time.Time) error {
-	n, resetAt, err := c.counters.Get(ctx, failureKey(userID), now)
+// SpendTry lets another factor (TOTP, recovery codes, security keys) share
+// the same budgets: call it before checking, and Succeeded after a success.
+// s needs UserID, Session and Device.
+func (c *Codes) SpendTry(ctx context.Context, s Subject) error {
+	return c.spendTry(ctx, s, c.now())
+}
+
+// Succeeded clears the failure budgets after a successful factor check.
+func (c *Codes) Succeeded(ctx context.Context, s Subject) error {
+	return c.succeeded(ctx, s)
+}
+
+// checkBudgets refuses to mail a code to a session that could not use it.
+func (c *Codes) checkBudgets(ctx context.Context, s Subject, now time.Time) error {
+	n, resetAt, err := c.counters.Get(ctx, c.budgetKey(s), now)
 	if err != nil {
 		return err
 	}
 	if n >= c.cfg.FailureLimit {
 		return &WaitError{Err: ErrLocked, Until: resetAt}
 	}
+	if s.Device != "" {
+		return nil
+	}
+	return c.checkLock(ctx, s.UserID, now)
+}
+
+// checkLock reports the account-wide ceiling.
+func (c *Codes) checkLock(ctx context.Context, userID string, now time.Time) error {
+	n, resetAt, err := c.counters.Get(ctx, failureKey(userID), now)
+	if err != nil {
+		return err
+	}
+	if n >= c.cfg.AccountFailureLimit {
+		return &WaitError{Err: ErrLocked, Until: resetAt}
+	}
 	return nil
 }
 
-// Lock reports whether the account's factor checks are locked, and until when.
+// Lock reports whether the account-wide ceiling is reached (sessions without
+// an owner's browser cookie are refused), and until when.
 func (c *Codes) Lock(ctx context.Context, userID string) (bool, time.Time, error) {
 	err := c.checkLock(ctx, userID, c.now())
 	var we *WaitError
@@ -480,13 +564,23 @@ func (c *Codes) Lock(ctx context.Context, userID string) (bool, time.Time, error
 	return false, time.Time{}, err
 }
 
-// Failures returns how much of the failure budget is spent in the current window.
+// Failures returns how much of the account-wide ceiling is spent in the current window.
 func (c *Codes) Failures(ctx context.Context, userID string) (int, error) {
 	n, _, err := c.counters.Get(ctx, failureKey(userID), c.now())
 	return n, err
 }
 
-// Unlock clears the failure budget (helpdesk action).
+// PrefixResetter is implemented by Counters that can clear every key with a
+// prefix; Unlock then clears the per-session budgets too.
+type PrefixResetter interface {
+	ResetPrefix(ctx context.Context, prefix string) error
+}
+
+// Unlock clears the failure budgets (helpdesk action).
 func (c *Codes) Unlock(ctx context.Context, userID string) error {
-	return c.counters.Reset(ctx, failureKey(userID))
+	err := c.counters.Reset(ctx, failureKey(userID))
+	if pr, ok := c.counters.(PrefixResetter); ok {
+		err = errors.Join(err, pr.ResetPrefix(ctx, budgetPrefix(userID)))
+	}
+	return err
 }

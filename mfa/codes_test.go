@@ -3,8 +3,10 @@ package mfa_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +24,7 @@ func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.
 var testConfig = mfa.CodeConfig{
 	Digits: 6, Lifetime: 10 * time.Minute, ResetLifetime: 30 * time.Minute, MaxTries: 5,
 	FailureLimit: 10, FailureWindow: time.Hour, ResendCooldown: time.Minute, SendsPerHour: 5,
-	MaxOutstanding: 3,
+	MaxOutstanding: 3, AccountFailureLimit: 30,
 }
 
 func newCodes(t *testing.T, cfg mfa.CodeConfig) (*mfa.Codes, *memStore, *testClock) {
@@ -229,8 +231,8 @@ func TestFailureBudgetSurvivesResendAndLocks(t *testing.T) {
 	if _, err := c.Issue(ctx, alice); !errors.Is(err, mfa.ErrLocked) {
 		t.Fatalf("issue while locked: %v", err)
 	}
-	if locked, until, _ := c.Lock(ctx, alice.UserID); !locked || until.IsZero() {
-		t.Fatal("Lock does not report the lock")
+	if err := c.Verify(ctx, alice, "000000"); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("verify in the locked session: %v", err)
 	}
 	clk.Advance(testConfig.FailureWindow)
 	code, err := c.Issue(ctx, alice)
@@ -261,24 +263,177 @@ func TestLockRefusesEvenTheRightCode(t *testing.T) {
 	}
 }
 
+// Parallel guesses in one session spend exactly the session's budget, and
+// parallel guesses from many sessions exactly the account-wide ceiling: the
+// budgets are spent in the store before the code is checked.
 func TestParallelWrongCodesConsumeExactBudget(t *testing.T) {
-	ctx := context.Background()
-	cfg := testConfig
-	cfg.FailureLimit = 100
-	cfg.MaxTries = 100
-	c, _, _ := newCodes(t, cfg)
-	code, _ := c.Issue(ctx, alice)
-	var wg sync.WaitGroup
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = c.Verify(ctx, alice, wrongCode(code))
-		}()
+	cases := []struct {
+		name               string
+		sessions, attempts int
+		wantChecked        int
+		wantAlarms         int
+	}{
+		{"one session", 1, 50, 20, 0},
+		{"many sessions", 60, 60, 40, 1},
 	}
-	wg.Wait()
-	if n, _ := c.Failures(ctx, alice.UserID); n != 50 {
-		t.Fatalf("failures %d, want 50", n)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testConfig
+			cfg.FailureLimit = 20
+			cfg.AccountFailureLimit = 40
+			cfg.MaxTries = 100
+			var alarms atomic.Int32
+			st := newMemStore()
+			clk := &testClock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+			c, err := mfa.NewCodes(cfg, []byte(strings.Repeat("x", 32)), st, st, mfa.WithClock(clk.Now),
+				mfa.WithCeilingAlarm(func(context.Context, string, time.Time) { alarms.Add(1) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _ := c.Issue(ctx, alice)
+			var wg sync.WaitGroup
+			var checked atomic.Int32
+			for i := 0; i < tc.attempts; i++ {
+				s := alice
+				s.Session = fmt.Sprintf("s-%d", i%tc.sessions)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := c.Verify(ctx, s, wrongCode(code)); errors.Is(err, mfa.ErrCodeInvalid) || errors.Is(err, mfa.ErrCodeVoided) {
+						checked.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := int(checked.Load()); n != tc.wantChecked {
+				t.Fatalf("%d guesses checked, want exactly %d", n, tc.wantChecked)
+			}
+			if n, _ := c.Failures(ctx, alice.UserID); n < tc.wantChecked {
+				t.Fatalf("account failures %d, want at least %d", n, tc.wantChecked)
+			}
+			if n := int(alarms.Load()); n != tc.wantAlarms {
+				t.Fatalf("%d ceiling alarms, want %d", n, tc.wantAlarms)
+			}
+		})
+	}
+}
+
+// Issue #15 item 3: a password holder's wrong codes in their own session do
+// not make the owner's correct code fail.
+func TestWrongCodesInAnotherSessionDoNotLockTheOwner(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	owner := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Session: "owner"}
+	code, err := c.Issue(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < testConfig.FailureLimit+1; i++ {
+		attacker := owner
+		attacker.Session = "attacker"
+		_ = c.Verify(ctx, attacker, wrongCode(code))
+	}
+	attacker := owner
+	attacker.Session = "attacker"
+	if err := c.Verify(ctx, attacker, code); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("attacker's session after its budget: %v, want locked", err)
+	}
+	if err := c.Verify(ctx, owner, code); err != nil {
+		t.Fatalf("owner's correct code after %d wrong ones elsewhere: %v", testConfig.FailureLimit, err)
+	}
+}
+
+// The account-wide ceiling stops a guesser spreading tries over sessions,
+// raises the alarm once, and does not stop the owner's browser (device).
+func TestAccountCeilingStopsDistributedGuesserButNotOwnerDevice(t *testing.T) {
+	ctx := context.Background()
+	st := newMemStore()
+	clk := &testClock{t: time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
+	var alarmed []string
+	c, err := mfa.NewCodes(testConfig, []byte(strings.Repeat("x", 32)), st, st, mfa.WithClock(clk.Now),
+		mfa.WithCeilingAlarm(func(_ context.Context, userID string, until time.Time) {
+			if until.IsZero() {
+				t.Error("alarm without the end of the lock")
+			}
+			alarmed = append(alarmed, userID)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin}
+	code, err := c.Issue(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < testConfig.AccountFailureLimit+5; i++ {
+		s := login
+		s.Session = fmt.Sprintf("guesser-%d", i/3)
+		_ = c.Verify(ctx, s, wrongCode(code))
+	}
+	if len(alarmed) != 1 || alarmed[0] != "alice" {
+		t.Fatalf("alarms %v, want one for alice", alarmed)
+	}
+	fresh := login
+	fresh.Session = "fresh"
+	if err := c.Verify(ctx, fresh, code); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("new session after the ceiling: %v, want locked", err)
+	}
+	if err := c.SpendTry(ctx, fresh); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("another factor after the ceiling: %v, want locked", err)
+	}
+	if _, err := c.Issue(ctx, fresh); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("issue to a new session after the ceiling: %v, want locked", err)
+	}
+	if locked, until, _ := c.Lock(ctx, "alice"); !locked || until.IsZero() {
+		t.Fatal("Lock does not report the ceiling")
+	}
+	// The owner's browser: a few typos of its own, then the right code.
+	owner := login
+	owner.Session = "owner"
+	owner.Device = "owner-device"
+	_ = c.Verify(ctx, owner, wrongCode(code))
+	if err := c.Verify(ctx, owner, code); err != nil {
+		t.Fatalf("owner's device after the ceiling tripped elsewhere: %v", err)
+	}
+	if len(alarmed) != 1 {
+		t.Fatalf("alarms %v, want still one", alarmed)
+	}
+}
+
+// The owner's device has a small budget of its own, which a new session of
+// the same browser does not refill.
+func TestOwnerDeviceHasItsOwnBudget(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newCodes(t, testConfig)
+	dev := mfa.Subject{UserID: "alice", Purpose: mfa.PurposeLogin, Session: "s-1", Device: "d-1"}
+	for i := 0; i < testConfig.FailureLimit; i++ {
+		if err := c.SpendTry(ctx, dev); err != nil {
+			t.Fatalf("try %d: %v", i+1, err)
+		}
+	}
+	dev.Session = "s-2"
+	if err := c.SpendTry(ctx, dev); !errors.Is(err, mfa.ErrLocked) {
+		t.Fatalf("device over its budget in a new session: %v, want locked", err)
+	}
+	if n, _ := c.Failures(ctx, "alice"); n != 0 {
+		t.Fatalf("the owner's device spent %d of the account-wide ceiling", n)
+	}
+	if err := c.Unlock(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SpendTry(ctx, dev); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+}
+
+func TestAccountFailureLimitBounds(t *testing.T) {
+	for _, n := range []int{0, testConfig.FailureLimit - 1, 101} {
+		cfg := testConfig
+		cfg.AccountFailureLimit = n
+		if _, err := mfa.NewCodes(cfg, []byte(strings.Repeat("x", 32)), newMemStore(), newMemStore()); err == nil {
+			t.Errorf("account failure limit %d accepted", n)
+		}
 	}
 }
 
@@ -362,7 +517,6 @@ func TestOutstandingCodes(t *testing.T) {
 func TestWrongTriesInOneSessionKeepTheCodeForAnother(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig
-	cfg.FailureLimit = 100
 	c, _, _ := newCodes(t, cfg)
 	code, err := c.Issue(ctx, alice)
 	if err != nil {

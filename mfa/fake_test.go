@@ -2,6 +2,7 @@ package mfa_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,5 +107,16 @@ func (m *memStore) Reset(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.counters, key)
+	return nil
+}
+
+func (m *memStore) ResetPrefix(_ context.Context, prefix string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.counters {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.counters, k)
+		}
+	}
 	return nil
 }

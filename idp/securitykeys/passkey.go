@@ -84,7 +84,10 @@ func (k *Keys) handlePasskey(w http.ResponseWriter, r *http.Request) {
 			reason = "account"
 		}
 		k.log.InfoContext(ctx, "passkey sign-in refused", "request_id", idp.RequestID(ctx), "reason", reason, "error", err)
-		k.app.Audit(ctx, "login_failed", userID, map[string]string{"method": idp.MethodSecurityKey, "reason": reason})
+		if err := k.app.AuditSecurity(ctx, "login_failed", userID, map[string]string{"method": idp.MethodSecurityKey, "reason": reason}); err != nil {
+			k.app.ServerError(w, r, err)
+			return
+		}
 		k.renderPasskey(w, r, http.StatusUnauthorized, txID, "login.passkey_failed")
 	default:
 		k.app.ServerError(w, r, err)

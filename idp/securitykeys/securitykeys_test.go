@@ -488,10 +488,12 @@ func TestRecoveryCodeForLostKey(t *testing.T) {
 }
 
 // TestKeyFailuresSpendTheBudget: refused keys count against the failure
-// budget the codes share; once it is spent even a genuine key waits.
+// budgets the codes share; once the account-wide ceiling is spent from
+// other browsers, even a genuine key in a new one waits.
 func TestKeyFailuresSpendTheBudget(t *testing.T) {
 	env := testenv.New(t, testenv.Localhost, testenv.RequireMFA, func(c *config.Config, _ *ldapstore.Config) {
 		c.MFA.Email.FailureBudget.Limit = 2
+		c.MFA.Email.AccountFailureLimit = 2
 	})
 	b := newBrowser(t, env)
 	b.login(testldap.Alice)

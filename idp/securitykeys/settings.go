@@ -162,6 +162,13 @@ func (k *Keys) handleRegister(w http.ResponseWriter, r *http.Request) {
 	row := store.WebAuthnCredential{ID: encodeID(cred.ID), UserID: acc.UserID, UserHandle: u.handle, Name: name,
 		AAGUID: mfa.FormatAAGUID(cred.Authenticator.AAGUID), SignCount: cred.Authenticator.SignCount, Data: data,
 		Created: k.app.Now()}
+	amr := mfa.KeyAMR(cred.Flags.BackupEligible)
+	// Recorded before the key is added: no factor is registered unrecorded.
+	if err := k.app.AuditSecurity(ctx, "webauthn_registered", acc.UserID, map[string]string{"name": name, "aaguid": row.AAGUID,
+		"kind": amr, "mode": acc.Mode}); err != nil {
+		k.app.ServerError(w, r, err)
+		return
+	}
 	if err := k.store.AddWebAuthnCredential(ctx, row); err != nil {
 		if errors.Is(err, store.ErrCredentialExists) {
 			refuse("exists", "key.exists", err)
@@ -174,9 +181,6 @@ func (k *Keys) handleRegister(w http.ResponseWriter, r *http.Request) {
 		k.app.ServerError(w, r, err)
 		return
 	}
-	amr := mfa.KeyAMR(cred.Flags.BackupEligible)
-	k.app.Audit(ctx, "webauthn_registered", acc.UserID, map[string]string{"name": name, "aaguid": row.AAGUID,
-		"kind": amr, "mode": acc.Mode})
 	k.app.NotifyKeyChange(ctx, acc.UserID, name, true)
 	k.app.KeyRegistered(w, r, acc, amr)
 }
@@ -214,11 +218,14 @@ func (k *Keys) handleRename(w http.ResponseWriter, r *http.Request) {
 		k.renderSettings(w, r, http.StatusBadRequest, acc, "key.name_invalid", settingsPage{})
 		return
 	}
+	if err := k.app.AuditSecurity(ctx, "webauthn_renamed", acc.UserID, map[string]string{"from": c.Name, "to": name}); err != nil {
+		k.app.ServerError(w, r, err)
+		return
+	}
 	if err := k.store.RenameWebAuthnCredential(ctx, acc.UserID, c.ID, name); err != nil {
 		k.app.ServerError(w, r, err)
 		return
 	}
-	k.app.Audit(ctx, "webauthn_renamed", acc.UserID, map[string]string{"from": c.Name, "to": name})
 	k.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{Notice: "key.renamed"})
 }
 
@@ -226,6 +233,10 @@ func (k *Keys) handleRemove(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	acc, c, ok := k.keyAction(w, r)
 	if !ok {
+		return
+	}
+	if err := k.app.AuditSecurity(ctx, "webauthn_removed", acc.UserID, map[string]string{"name": c.Name, "aaguid": c.AAGUID, "reason": "user"}); err != nil {
+		k.app.ServerError(w, r, err)
 		return
 	}
 	if err := k.store.DeleteWebAuthnCredential(ctx, acc.UserID, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -240,7 +251,6 @@ func (k *Keys) handleRemove(w http.ResponseWriter, r *http.Request) {
 		k.app.ServerError(w, r, err)
 		return
 	}
-	k.app.Audit(ctx, "webauthn_removed", acc.UserID, map[string]string{"name": c.Name, "aaguid": c.AAGUID, "reason": "user"})
 	k.app.NotifyKeyChange(ctx, acc.UserID, c.Name, false)
 	k.renderSettings(w, r, http.StatusOK, acc, "", settingsPage{Notice: "key.removed"})
 }
