@@ -61,6 +61,7 @@ func (tb *tab) registerAddress(addr string, shots bool) {
 	tb.mustSee(sentTo, addr)
 	if shots {
 		tb.page("mail sent", http.StatusOK)
+		tb.phoneLayout("mail sent")
 	}
 	code := tb.env.CodeFrom(addr, testenv.OTPSubject)
 	tb.fill("otp-code", code)
@@ -362,6 +363,7 @@ func TestAppSetupAndLogin(t *testing.T) {
 	tb.submitLogin(u)
 	tb.mustSee(mfaAppTitle)
 	tb.page("mfa app", http.StatusOK)
+	tb.phoneLayout("mfa app")
 	code, err = totp.GenerateCode(secret, e.Clock.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -134,3 +134,42 @@ func TestFreshDeviceCookieDoesNotEscapeTheCeiling(t *testing.T) {
 		t.Fatalf("a password-only device cookie escaped the ceiling: %d\n%s", r.status, r.body)
 	}
 }
+
+// A trusted browser of the owner's is not blocked by the ceiling either: in
+// the settings it still gets and uses a setup code for a new address.
+func TestOTPCeilingSparesTheOwnersTrustedBrowser(t *testing.T) {
+	e := newEnv(t, requireMFA, func(c *config.Config, _ *ldapstore.Config) {
+		c.MFA.Email.FailureBudget = config.Budget{Limit: 2, Window: time.Hour}
+		c.MFA.Email.AccountFailureLimit = 4
+	})
+	const addr = "trusted.owner@example.net"
+	e.browser().enroll(testldap.Alice, addr)
+	owner := e.browser()
+	p := owner.mfaLogin(testldap.Alice)
+	if r := owner.submitCode(p, e.codeFrom(addr, otpSubject), true); !signedIn(owner.follow(r)) {
+		t.Fatalf("owner's login with trust: %d\n%s", r.status, r.body)
+	}
+	// Only the trusted-browser cookie counts here: drop the device cookie.
+	u, _ := url.Parse(e.srv.URL)
+	for _, c := range owner.jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "idp_dev_") {
+			owner.jar.SetCookies(u, []*http.Cookie{{Name: c.Name, Path: "/", MaxAge: -1}})
+		}
+	}
+	for i := 0; i < 2; i++ {
+		g := e.browser()
+		p := g.mfaLogin(testldap.Alice)
+		code := e.codeFrom(addr, otpSubject)
+		for j := 0; j < 2; j++ {
+			g.submitCode(p, wrong(code), false)
+		}
+	}
+	if n := e.mailCount(addr, ceilingSubject); n != 1 {
+		t.Fatalf("%d ceiling mails, want 1", n)
+	}
+	e.clock.Advance(e.cfg.MFA.Email.ResendCooldown)
+	p = owner.registerAddress(owner.follow(owner.get("/user/otp")), "trusted.new@example.net")
+	if !strings.Contains(p.body, "settings are complete") {
+		t.Fatalf("the owner's trusted browser could not confirm a setup code after the ceiling: %d\n%s", p.status, p.body)
+	}
+}
