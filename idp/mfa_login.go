@@ -27,6 +27,11 @@ type mfaPage struct {
 
 func (p mfaPage) lockEnd() string { return p.LockedUntil }
 
+// getURL is the GET address of this MFA screen (see view.GetURL).
+func (p mfaPage) getURL() string {
+	return "/mfa?tx=" + url.QueryEscape(p.TxID) + "&method=" + url.QueryEscape(p.Method)
+}
+
 // factorTx loads the transaction of a factor-step request and checks that
 // the factor step is really what it needs; otherwise it sends the browser on.
 func (a *App) factorTx(w http.ResponseWriter, r *http.Request, txID string) (*LoginTx, *SessionUser, *Factors, bool) {

@@ -37,6 +37,9 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	if b, ok := data.(interface{ backLink() (string, string) }); ok {
 		v.Back, v.BackLabel = b.backLink()
 	}
+	if g, ok := data.(interface{ getURL() string }); ok && r.Method == http.MethodPost {
+		v.GetURL = g.getURL()
+	}
 	v.SignOutOnly = v.User == nil && a.inResetFlow(ctx)
 	if f := a.sessions.PopString(ctx, sessFlash); f != "" {
 		kind, key, _ := strings.Cut(f, ":")

@@ -71,7 +71,11 @@ type view struct {
 	// Back and BackLabel (a catalog key), when set, are where an error
 	// page leads instead of the user's own page.
 	Back, BackLabel string
-	Data            any
+	// GetURL, set when a form POST answers with its page (an error), is
+	// the GET address of the same screen: reload-safe.js puts it in the
+	// address bar so a reload does not resubmit the form.
+	GetURL string
+	Data   any
 }
 
 // render writes the page to a buffer first so a template error never leaves
@@ -87,6 +91,10 @@ func (r *renderer) render(w http.ResponseWriter, status int, name string, v view
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if v.GetURL != "" {
+		// Only the app's own reload-safe.js; inline script stays forbidden.
+		w.Header().Set("Content-Security-Policy", contentSecurityPolicy+"; script-src 'self'")
+	}
 	w.WriteHeader(status)
 	_, err := buf.WriteTo(w)
 	return err

@@ -60,9 +60,12 @@ type resetPage struct {
 	Placeholder string
 	Sender      string
 	LockedUntil string
+	// reload is the GET address of the screen (see view.GetURL), if any.
+	reload string
 }
 
 func (p resetPage) lockEnd() string { return p.LockedUntil }
+func (p resetPage) getURL() string  { return p.reload }
 
 func (a *App) handleResetLogin(w http.ResponseWriter, r *http.Request) {
 	a.renderPage(w, r, http.StatusOK, "reset_login", "", resetPage{TxID: resetTx(r.URL.Query().Get("tx"))})
@@ -199,6 +202,7 @@ func (a *App) renderResetCode(w http.ResponseWriter, r *http.Request, status int
 		Placeholder: placeholder,
 		Sender:      a.cfg.Mail.From,
 		LockedUntil: lockedUntil(cause),
+		reload:      "/reset/code",
 	}
 	if f.Email != nil {
 		page.Masked = mfa.MaskAddress(f.Email.Address)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +115,20 @@ type settingsPage struct {
 }
 
 func (p settingsPage) lockEnd() string { return p.LockedUntil }
+
+// getURL is the GET address of this settings tab (see view.GetURL).
+func (p settingsPage) getURL() string {
+	u := "/user/otp"
+	sep := "?"
+	if p.TxID != "" {
+		u += "?tx=" + url.QueryEscape(p.TxID)
+		sep = "&"
+	}
+	if p.Tab == "app" {
+		u += sep + "tab=app"
+	}
+	return u
+}
 
 type trustedRow struct {
 	ID, Label, Created, LastUsed string
