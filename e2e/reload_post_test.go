@@ -12,7 +12,10 @@ import (
 	"github.com/campusidp/campusidp/internal/testldap"
 )
 
-const codeIncorrect = "The One-Time Password is incorrect."
+const (
+	codeIncorrect  = "The One-Time Password is incorrect."
+	resetIncorrect = "The confirmation code is incorrect."
+)
 
 // reload reloads the page on screen and records the document it got.
 func (tb *tab) reload() {
@@ -30,11 +33,11 @@ func (tb *tab) reload() {
 // error on the page under the GET address wantPath (not the form's POST
 // address), then reloads: a reload must GET the page (200, no error from a
 // resubmitted code), not post the form again.
-func (tb *tab) wrongCodeThenReload(field, button, wantPath, title string) {
+func (tb *tab) wrongCodeThenReload(field, button, wantPath, title, wantErr string) {
 	tb.t.Helper()
 	tb.fill(field, "000000")
 	tb.click(button)
-	tb.mustSee(codeIncorrect)
+	tb.mustSee(wantErr)
 	if tb.docStatus == http.StatusOK {
 		tb.t.Fatalf("a wrong code answered 200")
 	}
@@ -47,13 +50,13 @@ func (tb *tab) wrongCodeThenReload(field, button, wantPath, title string) {
 		tb.t.Fatalf("reload answered %d (resubmitted the form?), want 200", tb.docStatus)
 	}
 	tb.mustSee(title)
-	if body := tb.text(); strings.Contains(body, codeIncorrect) {
+	if body := tb.text(); strings.Contains(body, wantErr) {
 		tb.t.Fatalf("the reload shows the code error again: the form was resubmitted")
 	}
 	tb.page("after reload", http.StatusOK)
 }
 
-// A wrong code on the MFA page or on the settings confirm leaves the GET
+// A wrong code on the MFA page, the settings confirm or the reset leaves the GET
 // address in the address bar, so a reload shows the page and posts nothing
 // (issue #14 item 6).
 func TestWrongCodeReloadDoesNotResubmit(t *testing.T) {
@@ -70,7 +73,7 @@ func TestWrongCodeReloadDoesNotResubmit(t *testing.T) {
 	tb.fill("otp-address", addr)
 	tb.click(sendButton)
 	tb.mustSee(sentTo, addr)
-	tb.wrongCodeThenReload("otp-code", confirmButton, "/user/otp", settingsTitle)
+	tb.wrongCodeThenReload("otp-code", confirmButton, "/user/otp", settingsTitle, codeIncorrect)
 	tb.mustSee(sentTo, addr)
 	tb.fill("otp-code", e.CodeFrom(addr, testenv.OTPSubject))
 	tb.click(confirmButton)
@@ -83,11 +86,23 @@ func TestWrongCodeReloadDoesNotResubmit(t *testing.T) {
 	e.Clock.Advance(e.Config.MFA.Email.ResendCooldown)
 	tb.mfaEmailLogin(testldap.Bob)
 	mails := e.MailCount(addr, testenv.OTPSubject)
-	tb.wrongCodeThenReload("mfa-code", mfaButton, "/mfa", mfaEmailTitle)
+	tb.wrongCodeThenReload("mfa-code", mfaButton, "/mfa", mfaEmailTitle, codeIncorrect)
 	if n := e.MailCount(addr, testenv.OTPSubject); n != mails {
 		t.Fatalf("%d code mails after the reload, want %d", n, mails)
 	}
 	tb.fill("mfa-code", e.CodeFrom(addr, testenv.OTPSubject))
 	tb.click(mfaButton)
 	tb.mustSee(signedIn, testldap.Bob.ID)
+	tb.logout(false)
+
+	// Reset: a wrong confirmation code.
+	e.Clock.Advance(e.Config.MFA.Email.ResendCooldown)
+	tb.mfaEmailLogin(testldap.Bob)
+	tb.clickText(resetLinkText)
+	tb.fill("reset-id", testldap.Bob.ID)
+	tb.fill("reset-password", testldap.Bob.Password)
+	tb.click(resetLoginButton)
+	tb.click(resetInitButton)
+	tb.mustSee("Initializing One-Time Password Settings")
+	tb.wrongCodeThenReload("reset-code", resetConfirmButton, "/reset/code", "Initializing One-Time Password Settings", resetIncorrect)
 }

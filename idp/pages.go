@@ -37,7 +37,9 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, nam
 	if b, ok := data.(interface{ backLink() (string, string) }); ok {
 		v.Back, v.BackLabel = b.backLink()
 	}
-	if g, ok := data.(interface{ getURL() string }); ok && r.Method == http.MethodPost {
+	// Errors only: a success page of a POST (new recovery codes, shown
+	// once) keeps its address.
+	if g, ok := data.(interface{ getURL() string }); ok && r.Method == http.MethodPost && status >= http.StatusBadRequest {
 		v.GetURL = g.getURL()
 	}
 	v.SignOutOnly = v.User == nil && a.inResetFlow(ctx)
