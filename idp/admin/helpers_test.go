@@ -2,15 +2,12 @@ package admin_test
 
 import (
 	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
@@ -56,22 +53,18 @@ func (e *env) codeFrom(addr, subject string) string {
 
 func (e *env) mailCount(addr, subject string) int { return testenv.MailsTo(e.smtp, addr, subject) }
 
-// browser is a cookie-keeping HTTP client that does not follow redirects
-// on its own, so tests see every hop.
+// browser is testenv's cookie-keeping browser with this package's short
+// names; it does not follow redirects on its own, so tests see every hop.
 type browser struct {
 	t      *testing.T
 	env    *env
 	client *http.Client
+	tb     *testenv.Browser
 }
 
 func (e *env) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       20 * time.Second,
-	}
-	return &browser{t: e.t, env: e, client: c}
+	tb := testenv.NewBrowser(e.t, e.srv.URL)
+	return &browser{t: e.t, env: e, client: tb.Client, tb: tb}
 }
 
 type page struct {
@@ -80,66 +73,37 @@ type page struct {
 	location string
 }
 
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location")}
+func fromTestenv(p testenv.Page) page {
+	return page{status: p.Status, body: p.Body, location: p.Location}
 }
 
-func (b *browser) get(path string) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.env.srv.URL+path, nil)
-	return b.do(req)
+func (p page) asTestenv() testenv.Page {
+	return testenv.Page{Status: p.status, Body: p.body, Location: p.location}
 }
+
+func (b *browser) do(req *http.Request) page { b.t.Helper(); return fromTestenv(b.tb.Do(req)) }
+
+func (b *browser) get(path string) page { b.t.Helper(); return fromTestenv(b.tb.Get(path)) }
 
 func (b *browser) post(path string, form url.Values) page {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.env.srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
+	return fromTestenv(b.tb.Post(path, form))
 }
 
 // follow GETs redirects until a page that is not a redirect.
 func (b *browser) follow(p page) page {
 	b.t.Helper()
-	for i := 0; i < 10 && p.status >= 300 && p.status < 400; i++ {
-		loc := p.location
-		if u, err := url.Parse(loc); err == nil && u.IsAbs() {
-			loc = u.RequestURI()
-		}
-		p = b.get(loc)
-	}
-	return p
+	return fromTestenv(b.tb.Follow(p.asTestenv()))
 }
-
-var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
 
 // hidden returns the value of a hidden form field on the page.
 func (p page) hidden(t *testing.T, name string) string {
 	t.Helper()
-	if v, ok := hiddenOK(p, name); ok {
-		return v
-	}
-	t.Fatalf("no hidden field %q on page (status %d):\n%s", name, p.status, p.body)
-	return ""
-}
-
-func hiddenOK(p page, name string) (string, bool) {
-	for _, m := range hiddenRe.FindAllStringSubmatch(p.body, -1) {
-		if m[1] == name {
-			return html.UnescapeString(m[2]), true
-		}
-	}
-	return "", false
+	return p.asTestenv().Hidden(t, name)
 }
 
 func hiddenOr(p page, name string) string {
-	v, _ := hiddenOK(p, name)
+	v, _ := p.asTestenv().HiddenOK(name)
 	return v
 }
 

@@ -3,9 +3,7 @@ package securitykeys_test
 import (
 	"context"
 	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"slices"
@@ -22,21 +20,18 @@ import (
 	"github.com/campusidp/campusidp/store"
 )
 
-// browser is a cookie-keeping client that shows every redirect.
+// browser is testenv's cookie-keeping browser, at the public URL (the
+// keys' origin), with this package's short names; it shows every redirect.
 type browser struct {
-	t      *testing.T
-	env    *testenv.Env
-	base   string
-	client *http.Client
+	t   *testing.T
+	env *testenv.Env
+	tb  *testenv.Browser
 }
 
 func newBrowser(t *testing.T, env *testenv.Env) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, env: env, base: env.Config.Server.PublicURL, client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}}
+	tb := testenv.NewBrowser(t, env.Config.Server.PublicURL)
+	tb.Client.Timeout = 30 * time.Second
+	return &browser{t: t, env: env, tb: tb}
 }
 
 type page struct {
@@ -45,56 +40,31 @@ type page struct {
 	location string
 }
 
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, body: string(body), location: resp.Header.Get("Location")}
+func fromTestenv(p testenv.Page) page {
+	return page{status: p.Status, body: p.Body, location: p.Location}
 }
 
-func (b *browser) get(path string) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
-	return b.do(req)
+func (p page) asTestenv() testenv.Page {
+	return testenv.Page{Status: p.status, Body: p.body, Location: p.location}
 }
+
+func (b *browser) get(path string) page { b.t.Helper(); return fromTestenv(b.tb.Get(path)) }
 
 func (b *browser) post(path string, form url.Values) page {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
+	return fromTestenv(b.tb.Post(path, form))
 }
 
 func (b *browser) follow(p page) page {
 	b.t.Helper()
-	for i := 0; i < 10 && p.status >= 300 && p.status < 400; i++ {
-		loc := p.location
-		if u, err := url.Parse(loc); err == nil && u.IsAbs() {
-			loc = u.RequestURI()
-		}
-		p = b.get(loc)
-	}
-	return p
+	return fromTestenv(b.tb.Follow(p.asTestenv()))
 }
 
-var (
-	hiddenRe  = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
-	optionsRe = regexp.MustCompile(`data-options="([^"]*)"`)
-)
+var optionsRe = regexp.MustCompile(`data-options="([^"]*)"`)
 
 func (p page) hidden(t *testing.T, name string) string {
 	t.Helper()
-	for _, m := range hiddenRe.FindAllStringSubmatch(p.body, -1) {
-		if m[1] == name {
-			return html.UnescapeString(m[2])
-		}
-	}
-	t.Fatalf("no hidden field %q on page (status %d):\n%s", name, p.status, p.body)
-	return ""
+	return p.asTestenv().Hidden(t, name)
 }
 
 func (p page) options(t *testing.T) string {
