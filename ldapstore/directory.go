@@ -197,12 +197,7 @@ func (d *Directory) findUser(ctx context.Context, id string) (*ldap.Entry, error
 	// whole directory when a filter is too broad.
 	req := ldap.NewSearchRequest(d.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		2, d.timeLimit(), false, userFilter(d.cfg.UserFilter, id), d.userAttrs, nil)
-	var res *ldap.SearchResult
-	err := d.service.do(ctx, func(c *ldap.Conn) error {
-		var err error
-		res, err = c.Search(req)
-		return err
-	})
+	res, err := d.search(ctx, req)
 	switch {
 	case err == nil:
 	case hasCode(err, ldap.LDAPResultSizeLimitExceeded):
@@ -233,12 +228,7 @@ func (d *Directory) isDisabled(ctx context.Context, dn string) (bool, error) {
 	}
 	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, d.timeLimit(), false, d.cfg.DisabledFilter, []string{"1.1"}, nil)
-	var res *ldap.SearchResult
-	err := d.service.do(ctx, func(c *ldap.Conn) error {
-		var err error
-		res, err = c.Search(req)
-		return err
-	})
+	res, err := d.search(ctx, req)
 	switch {
 	case err == nil:
 		return len(res.Entries) > 0, nil
@@ -334,12 +324,7 @@ func (d *Directory) searchGroups(ctx context.Context, dn string) ([]string, erro
 	g := d.cfg.Groups
 	req := ldap.NewSearchRequest(g.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, d.timeLimit(), false, groupFilter(g.Filter, dn), []string{g.NameAttribute}, nil)
-	var res *ldap.SearchResult
-	err := d.service.do(ctx, func(c *ldap.Conn) error {
-		var err error
-		res, err = c.Search(req)
-		return err
-	})
+	res, err := d.search(ctx, req)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrDirectoryUnavailable):
@@ -372,12 +357,7 @@ func (d *Directory) CheckGroups(ctx context.Context) error {
 	}
 	req := ldap.NewSearchRequest(d.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		1, d.timeLimit(), true, "("+ldap.EscapeFilter(d.cfg.Groups.Attribute)+"=*)", []string{"1.1"}, nil)
-	var res *ldap.SearchResult
-	err := d.service.do(ctx, func(c *ldap.Conn) error {
-		var err error
-		res, err = c.Search(req)
-		return err
-	})
+	res, err := d.search(ctx, req)
 	switch {
 	case err == nil:
 	case hasCode(err, ldap.LDAPResultSizeLimitExceeded):
@@ -407,4 +387,15 @@ func firstValue(e *ldap.Entry, name string) string {
 		}
 	}
 	return ""
+}
+
+// search runs req on a pooled service connection.
+func (d *Directory) search(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	var res *ldap.SearchResult
+	err := d.service.do(ctx, func(c *ldap.Conn) error {
+		var err error
+		res, err = c.Search(req)
+		return err
+	})
+	return res, err
 }
