@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,28 @@ type AuditQuery struct {
 	Until time.Time // before
 	// BeforeID pages back: only events older than the one with this ID.
 	BeforeID int64
+}
+
+// Values is the filter as form fields (user, actor, type, since, until;
+// empty ones left out, times as a datetime-local field sends them), without
+// paging: what the console's links and the export's audit row carry.
+func (q AuditQuery) Values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("user", q.User)
+	set("actor", q.Actor)
+	set("type", q.Type)
+	if !q.Since.IsZero() {
+		set("since", q.Since.Local().Format("2006-01-02T15:04"))
+	}
+	if !q.Until.IsZero() {
+		set("until", q.Until.Local().Format("2006-01-02T15:04"))
+	}
+	return v
 }
 
 func (q AuditQuery) filter() store.AuditFilter {
@@ -107,19 +130,8 @@ func (a *App) ExportAudit(ctx context.Context, actor string, w io.Writer, q Audi
 		}
 	}
 	detail := map[string]string{"rows": strconv.Itoa(n)}
-	set := func(k, v string) {
-		if v != "" {
-			detail["filter_"+k] = v
-		}
-	}
-	set("user", q.User)
-	set("actor", q.Actor)
-	set("type", q.Type)
-	if !q.Since.IsZero() {
-		set("since", q.Since.Local().Format("2006-01-02T15:04"))
-	}
-	if !q.Until.IsZero() {
-		set("until", q.Until.Local().Format("2006-01-02T15:04"))
+	for k, v := range q.Values() {
+		detail["filter_"+k] = v[0]
 	}
 	return n, a.auditAs(ctx, "admin_audit_exported", actor, "", detail)
 }

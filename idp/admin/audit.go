@@ -31,26 +31,6 @@ func auditQueryFrom(v url.Values) (idp.AuditQuery, error) {
 	return q, errors.Join(err1, err2)
 }
 
-// queryValues is the filter form that selects q (without paging).
-func queryValues(q idp.AuditQuery) url.Values {
-	v := url.Values{}
-	set := func(k, s string) {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	set("user", q.User)
-	set("actor", q.Actor)
-	set("type", q.Type)
-	if !q.Since.IsZero() {
-		set("since", q.Since.Local().Format("2006-01-02T15:04"))
-	}
-	if !q.Until.IsZero() {
-		set("until", q.Until.Local().Format("2006-01-02T15:04"))
-	}
-	return v
-}
-
 type auditPage struct {
 	Staff *idp.Staff
 	// The filter as typed, so the form keeps it.
@@ -86,10 +66,10 @@ func (c *Console) handleAudit(w http.ResponseWriter, r *http.Request) {
 		c.app.ServerError(w, r, err)
 		return
 	}
-	vals := queryValues(q)
+	vals := q.Values()
 	if len(events) > size {
 		events = events[:size]
-		older := queryValues(q)
+		older := q.Values()
 		older.Set("before", strconv.FormatInt(events[len(events)-1].ID, 10))
 		page.OlderURL = "/admin/audit?" + older.Encode()
 	}
