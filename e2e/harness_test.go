@@ -264,10 +264,16 @@ func (tb *tab) clickText(text string) {
 		chromedp.NodeVisible))
 }
 
-// fill types into the input with the id, as a user would.
+// fill types into the input with the id, as a user would. It empties the
+// field through its value property, not chromedp.Clear: Clear rewrites the
+// value attribute, and chromedp's handler of that DOM event races with
+// SendKeys reading the node's attributes (a data race inside chromedp).
 func (tb *tab) fill(id, text string) {
 	tb.t.Helper()
-	tb.do(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), text))
+	if !eval[bool](tb, fmt.Sprintf(`(() => { const e = document.getElementById(%q); if (!e) return false; e.value = ""; return true })()`, id)) {
+		tb.t.Fatalf("no input #%s on %s", id, tb.docURL)
+	}
+	tb.do(chromedp.SendKeys(chromedp.ID(id), text))
 }
 
 // check ticks a checkbox by clicking it.
