@@ -192,25 +192,28 @@ func (a *App) handleUserPage(w http.ResponseWriter, r *http.Request) {
 	a.renderPage(w, r, http.StatusOK, "user", "", page)
 }
 
+// handleLogout is the ☰ menu's Logout and the confirmed protocol logout:
+// it ends the session and tells every service that got a login from it.
 func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	next := a.sessions.PopString(ctx, sessLogoutNext)
-	if u := a.currentUser(ctx); u != nil {
-		detail := map[string]string(nil)
-		if next != "" {
-			detail = map[string]string{"via": "protocol_confirmed"}
+	opts := LogoutOptions{Via: "menu"}
+	if next != "" {
+		opts.Via = "protocol_confirmed"
+		if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
+			opts.Finish = next
 		}
-		a.audit(ctx, "logout", u.ID, detail)
 	}
-	if err := a.sessions.Destroy(ctx); err != nil {
+	target, err := a.Logout(ctx, opts)
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
-		a.RedirectOut(w, r, next)
+	if u, err := url.Parse(target); err == nil && u.IsAbs() {
+		a.RedirectOut(w, r, target)
 		return
 	}
-	http.Redirect(w, r, "/logout", http.StatusSeeOther)
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // ConfirmLogout is for a protocol logout that does not prove it comes from
@@ -233,7 +236,12 @@ func (a *App) handleLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/logout", http.StatusSeeOther)
 		return
 	}
-	a.renderPage(w, r, http.StatusOK, "logout_confirm", "", nil)
+	// The services that the logout will tell.
+	var page logoutPage
+	for i, p := range a.participants(r.Context()) {
+		page.Rows = append(page.Rows, logoutRow{N: i, Name: cmpOr(p.Name, p.ID)})
+	}
+	a.renderPage(w, r, http.StatusOK, "logout_confirm", "", page)
 }
 
 func (a *App) handleLoggedOut(w http.ResponseWriter, r *http.Request) {
