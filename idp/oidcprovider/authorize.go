@@ -1,6 +1,7 @@
 package oidcprovider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -231,6 +232,11 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest
 	a.AMR = res.AMR
 	a.ACR = p.cfg.OIDC.ACR.For(res.MFA, res.FactorMethod)
 	a.User = u
+	sid := p.app.TrackParticipant(ctx, idp.Participant{Protocol: idp.ProtocolOIDC, ID: c.cfg.ID,
+		Name: cmp.Or(c.cfg.Name, c.cfg.ID), Subject: sub})
+	if c.cfg.WantsLogout() {
+		a.SID = sid
+	}
 	if err := p.storage.saveAuthRequest(ctx, a); err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
 		return
