@@ -181,7 +181,8 @@ func (n *logoutNotifier) attempt(ctx context.Context, c *client, part idp.Partic
 // and sid; never a nonce (section 2.4), and typ logout+jwt (section 2.4,
 // so it cannot pass for an ID token).
 func (p *Provider) logoutToken(ctx context.Context, c *client, part idp.Participant) (string, error) {
-	key, err := p.storage.SigningKey(ctx)
+	// The client's own algorithm, as its ID tokens.
+	key, err := p.storage.SigningKey(withSigningAlg(ctx, c.signingAlg))
 	if err != nil {
 		return "", err
 	}
