@@ -133,7 +133,7 @@ func (p *Provider) handleSLOContinue(w http.ResponseWriter, r *http.Request) {
 		p.refuseAs(w, r, pl.SP, errUnknownSP, "logout")
 		return
 	}
-	lr := &logoutRequest{sp: sp, relayState: pl.RelayState, binding: pl.Binding}
+	lr := &logoutRequest{sp: sp, xml: pl.Request, relayState: pl.RelayState, binding: pl.Binding}
 	if err := xml.Unmarshal(pl.Request, &lr.req); err != nil {
 		p.serverError(w, r, err)
 		return
@@ -215,11 +215,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request, lr *logoutRequ
 	}
 	p.app.Audit(ctx, "saml_logout", res.User.ID, map[string]string{"sp": lr.sp.Entity.EntityID})
 	// The other services are told first; PathSLOFinish answers this SP.
-	reqXML, err := xml.Marshal(&lr.req)
-	var finish []byte
-	if err == nil {
-		finish, err = json.Marshal(pendingLogout{SP: lr.sp.Entity.EntityID, Request: reqXML, RelayState: lr.relayState, Binding: lr.binding})
-	}
+	finish, err := json.Marshal(pendingLogout{SP: lr.sp.Entity.EntityID, Request: lr.xml, RelayState: lr.relayState, Binding: lr.binding})
 	if err != nil {
 		p.serverError(w, r, err)
 		return
