@@ -51,6 +51,9 @@ const (
 const (
 	sessParticipants = "participants" // []Participant
 	sessSID          = "sid"          // the session's ID for OIDC sid claims
+	// sessLogoutAskedBy is the application an unconfirmed logout request
+	// named ("protocol\x00id").
+	sessLogoutAskedBy = "logout_asked_by"
 	recordLogoutWalk = "logout_walk"
 	// logoutWalkLifetime is how long a logout's results can be looked at,
 	// and how long a late answer or a back-channel retry can still record.
@@ -195,6 +198,9 @@ type LogoutOptions struct {
 	// Initiator is the service that asked (protocol and ID); it gets the
 	// front-end's own answer instead of a logout request.
 	Initiator *Participant
+	// AskedBy is an application named, unproven, by a confirmed logout
+	// request: left out only when it cannot be told anyway.
+	AskedBy *Participant
 	// Finish and FinishData: see LogoutWalk.
 	Finish     string
 	FinishData []byte
@@ -221,6 +227,9 @@ func (a *App) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 	var items []LogoutItem
 	for _, p := range list {
 		if opts.Initiator != nil && p.Protocol == opts.Initiator.Protocol && p.ID == opts.Initiator.ID {
+			continue
+		}
+		if opts.AskedBy != nil && p.Protocol == opts.AskedBy.Protocol && p.ID == opts.AskedBy.ID && !a.canTell(p) {
 			continue
 		}
 		items = append(items, LogoutItem{Participant: p, Channel: ChannelNone, Result: LogoutUnsupported})
@@ -273,6 +282,16 @@ func (a *App) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 		return "/logout/walk?id=" + url.QueryEscape(walk.ID), nil
 	}
 	return "/logout/done?id=" + url.QueryEscape(walk.ID), nil
+}
+
+// canTell says whether p's front-end has a way to tell it of a logout.
+func (a *App) canTell(p Participant) bool {
+	n := a.notifier(p.Protocol)
+	if n == nil {
+		return false
+	}
+	ch, _, _ := n.LogoutChannel(p, "", 0)
+	return ch == ChannelFront || ch == ChannelBack
 }
 
 func (a *App) auditPropagation(ctx context.Context, walk *LogoutWalk, it LogoutItem) {

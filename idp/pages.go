@@ -198,6 +198,9 @@ func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	next := a.sessions.PopString(ctx, sessLogoutNext)
 	opts := LogoutOptions{Via: "menu"}
+	if protocol, id, ok := strings.Cut(a.sessions.PopString(ctx, sessLogoutAskedBy), "\x00"); ok {
+		opts.AskedBy = &Participant{Protocol: protocol, ID: id}
+	}
 	if next != "" {
 		opts.Via = "protocol_confirmed"
 		if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
@@ -223,11 +226,19 @@ func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 // front-end validated) and returns the path of a page that asks the user,
 // whose form posts to /logout with the CSRF token. With nobody signed in
 // there is nothing to end and it returns next itself.
-func (a *App) ConfirmLogout(ctx context.Context, next string) string {
+//
+// askedBy, when given, is the application the request names (unproven):
+// if it has no way to be told of the logout, the results do not list it
+// as possibly still signed in, since it asked for the logout itself. An
+// application that can be told is told all the same.
+func (a *App) ConfirmLogout(ctx context.Context, next string, askedBy ...Participant) string {
 	if a.currentUser(ctx) == nil {
 		return next
 	}
 	a.sessions.Put(ctx, sessLogoutNext, next)
+	if len(askedBy) > 0 && askedBy[0].ID != "" {
+		a.sessions.Put(ctx, sessLogoutAskedBy, askedBy[0].Protocol+"\x00"+askedBy[0].ID)
+	}
 	return "/logout/confirm"
 }
 

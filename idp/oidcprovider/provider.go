@@ -31,7 +31,7 @@ type App interface {
 	TrackParticipant(ctx context.Context, p idp.Participant) string
 	RegisterLogout(protocol string, n idp.LogoutNotifier)
 	RecordLogoutResult(ctx context.Context, walkID string, n int, result string) error
-	ConfirmLogout(ctx context.Context, next string) string
+	ConfirmLogout(ctx context.Context, next string, askedBy ...idp.Participant) string
 	RedirectOut(w http.ResponseWriter, r *http.Request, target string)
 	RenderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any)
 	Audit(ctx context.Context, typ, subject string, detail map[string]string)

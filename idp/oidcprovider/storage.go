@@ -463,7 +463,7 @@ func (s *Storage) TerminateSession(ctx context.Context, _, _ string) error {
 // the request could come from any site, so the user is asked first.
 func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
 	if req.IDTokenHintClaims == nil {
-		return s.app.ConfirmLogout(ctx, req.RedirectURI), nil
+		return s.app.ConfirmLogout(ctx, req.RedirectURI, idp.Participant{Protocol: idp.ProtocolOIDC, ID: req.ClientID}), nil
 	}
 	// Every service of the session is told; the client that asked is
 	// sent to its post_logout_redirect_uri once that is done.
@@ -471,7 +471,9 @@ func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSe
 	if base, _, _ := strings.Cut(finish, "?"); base == s.defaultLogout {
 		finish = "" // op's default: our own logged-out page
 	}
-	return s.app.Logout(ctx, idp.LogoutOptions{Via: "oidc", Finish: finish})
+	// The client the verified hint was issued to asked; it is not told.
+	return s.app.Logout(ctx, idp.LogoutOptions{Via: "oidc", Finish: finish,
+		Initiator: &idp.Participant{Protocol: idp.ProtocolOIDC, ID: req.ClientID}})
 }
 
 // GetRefreshTokenInfo identifies a refresh token for revocation.
