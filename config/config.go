@@ -62,6 +62,7 @@ type Config struct {
 	OIDC     OIDC     `yaml:"oidc"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Audit    Audit    `yaml:"audit"`
+	Consent  Consent  `yaml:"consent"`
 	Logout   Logout   `yaml:"logout"`
 }
 
@@ -436,6 +437,7 @@ func Default() Config {
 		OIDC:    defaultOIDC(),
 		Metrics: defaultMetrics(),
 		Audit:   defaultAudit(),
+		Consent: defaultConsent(),
 		Logout:  defaultLogout(),
 	}
 }

@@ -54,7 +54,7 @@ const (
 	// sessLogoutAskedBy is the application an unconfirmed logout request
 	// named ("protocol\x00id").
 	sessLogoutAskedBy = "logout_asked_by"
-	recordLogoutWalk = "logout_walk"
+	recordLogoutWalk  = "logout_walk"
 	// logoutWalkLifetime is how long a logout's results can be looked at,
 	// and how long a late answer or a back-channel retry can still record.
 	logoutWalkLifetime = time.Hour
