@@ -46,9 +46,33 @@ type Unit struct {
 	resetOrd []string
 	audit    []AuditEvent
 	after    []func()
+	// execs are other statements, in call order (security keys).
+	execs []unitExec
 	// parts are optional parts (Part), each written under a savepoint
 	// after the unit's own changes.
 	parts []*unitPart
+}
+
+type unitExec struct {
+	what  string
+	want1 bool // the statement must affect one row, or the commit fails
+	query string
+	args  []any
+}
+
+// deferExec adds a statement to ctx's unit, to run at commit, and reports
+// whether there was a unit (false: the caller runs it now). With want1 a
+// statement that affects no row fails the commit with ErrConflict: the
+// row the caller checked changed before the commit.
+func (db *DB) deferExec(ctx context.Context, what string, want1 bool, query string, args ...any) bool {
+	u := db.unit(ctx)
+	if u == nil {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.execs = append(u.execs, unitExec{what: what, want1: want1, query: query, args: args})
+	return true
 }
 
 type unitPart struct {
@@ -162,7 +186,8 @@ func (u *Unit) pending() bool {
 			return true
 		}
 	}
-	return len(u.sessOrd) > 0 || len(u.bindOrd) > 0 || len(u.resetOrd) > 0 || len(u.audit) > 0 || len(u.parts) > 0
+	return len(u.sessOrd) > 0 || len(u.bindOrd) > 0 || len(u.resetOrd) > 0 || len(u.audit) > 0 ||
+		len(u.execs) > 0 || len(u.parts) > 0
 }
 
 // Part runs fn with a context whose changes form an optional part of the
@@ -303,6 +328,19 @@ func (u *Unit) apply(ctx context.Context, tx *sql.Tx) error {
 			}
 			if err := mustOne(res, k); err != nil {
 				return err
+			}
+		}
+	}
+	for _, x := range u.execs {
+		res, err := tx.ExecContext(ctx, x.query, x.args...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", x.what, err)
+		}
+		if x.want1 {
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("%s: %w", x.what, err)
+			} else if n != 1 {
+				return fmt.Errorf("%s: %w: changed by another request", x.what, ErrConflict)
 			}
 		}
 	}
