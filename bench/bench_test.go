@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +14,10 @@ import (
 
 // TestSmoke runs the whole harness briefly: a real slapd, the SMTP sink and
 // `idp serve` built from this tree, a few users enrolled through the pages,
-// and every scenario (password logins, OIDC with RS256 and ES256 keys,
-// refresh, SAML) for two seconds each, with no errors.
-// It proves the machinery, not the speed.
+// and every scenario (password logins, OIDC for an RS256 and an ES256
+// relying party, refresh, SAML) for two seconds each, with no errors, the
+// directory ceiling measured, and each row's share of it and store work
+// per login reported. It proves the machinery, not the speed.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the idp binary")
@@ -23,7 +25,9 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	o := options{users: 6, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
+	// 24 users: every email scenario runs on the one IdP, and a user's
+	// mailed codes are limited to mfa.email.sends_per_hour (100).
+	o := options{users: 24, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
 		algs: []string{"RS256", "ES256"}, logLevel: "warn"}
 	if err := run(ctx, o, &out, io.MultiWriter(&log)); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), log.String())
@@ -34,16 +38,42 @@ func TestSmoke(t *testing.T) {
 		{"oidc-trusted", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
 		{"oidc-trusted", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
 	}
+	ceil := regexp.MustCompile(`(?m)^directory ceiling .*: ([0-9.]+)/s, .* errors 0$`).FindStringSubmatch(table)
+	if ceil == nil || ceil[1] == "0.0" {
+		t.Fatalf("no directory ceiling with a positive rate and no errors in:\n%s", table)
+	}
+	header := regexp.MustCompile(`(?m)^\s*scenario\s+alg\s+logins/s\s+of ceiling\s+p50\s+p99\s+errors\s+write tx/login\s+stmts/login\s+writes/login\s`)
+	if !header.MatchString(table) {
+		t.Fatalf("the table lacks the share and store columns:\n%s", table)
+	}
+	num := func(s string) float64 {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		return v
+	}
 	for _, r := range rows {
-		row := regexp.MustCompile(`(?m)^\s*` + r.scenario + `\s+` + r.alg + `\s+([0-9.]+)\s+\S+\s+\S+\s+(\d+)\s`).FindStringSubmatch(table)
+		row := regexp.MustCompile(`(?m)^\s*` + r.scenario + `\s+` + r.alg +
+			`\s+([0-9.]+)\s+(\d+)%\s+\S+\s+\S+\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s`).FindStringSubmatch(table)
 		if row == nil {
 			t.Fatalf("no row for %s/%s in:\n%s", r.scenario, r.alg, table)
 		}
-		if row[1] == "0.0" || row[2] != "0" {
-			t.Errorf("%s/%s: %s logins/s with %s errors, want some logins and no errors:\n%s", r.scenario, r.alg, row[1], row[2], table)
+		rate, share, errs, tx, stmts, writes := num(row[1]), num(row[2]), row[3], num(row[4]), num(row[5]), num(row[6])
+		if rate == 0 || errs != "0" {
+			t.Errorf("%s/%s: %v logins/s with %s errors, want some logins and no errors:\n%s", r.scenario, r.alg, rate, errs, table)
+		}
+		if share <= 0 {
+			t.Errorf("%s/%s: %v%% of the ceiling", r.scenario, r.alg, share)
+		}
+		// Every login writes (its session, audit, counters or tokens), in
+		// at least one transaction, and each transaction has a write.
+		if tx <= 0 || writes < tx || stmts < writes {
+			t.Errorf("%s/%s: %v write tx, %v statements, %v writes per login: want 0 < tx <= writes <= statements:\n%s",
+				r.scenario, r.alg, tx, stmts, writes, table)
 		}
 	}
-	if !strings.Contains(log.String(), "enrolled 6 users") {
+	if !strings.Contains(log.String(), "enrolled 24 users") {
 		t.Errorf("the log does not report the enrollment:\n%s", log.String())
 	}
 }
@@ -59,6 +89,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-users", "3", "-c", "4"}, true},
 		{[]string{"-c", "0"}, true},
 		{[]string{"-duration", "0s"}, true},
+		{[]string{"-algs", "ES256,EdDSA"}, false},
+		{[]string{"-algs", "HS256"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -24,13 +24,16 @@ import (
 
 // Settings of the IdP under test that the virtual browsers must know.
 const (
-	clientID       = "bench"
 	clientSecret   = "bench-client-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 	redirectURI    = "http://127.0.0.1:9/callback" // never contacted: the bench reads the code from the URL
 	secretKey      = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 	mailFrom       = "ninsho-bench@campus.example"
 	otpAddressHost = "bench-mail.example" // private OTP addresses: user00042@bench-mail.example
 )
+
+// benchClientID is the relying party whose ID tokens are signed with alg:
+// the IdP registers one per algorithm of -algs (bench-rs256, bench-es256).
+func benchClientID(alg string) string { return "bench-" + strings.ToLower(alg) }
 
 // buildIdP compiles ./cmd/idp into dir and returns the binary's path.
 func buildIdP(ctx context.Context, dir string) (string, error) {
@@ -46,7 +49,7 @@ func buildIdP(ctx context.Context, dir string) (string, error) {
 // idpOptions is what differs between the IdP processes of one run.
 type idpOptions struct {
 	binary   string
-	alg      string // OIDC signing algorithm
+	algs     []string // a relying party signed with each; the first is keys.algorithm
 	logLevel string
 	profile  bool // open the pprof listener
 	saml     *samlKeys
@@ -282,18 +285,23 @@ oidc:
   keys:
     algorithm: %s
   clients:
-    - id: %s
-      name: "Benchmark RP"
-      secret_hash: %s
-      redirect_uris: [%s]
-      scopes: [openid, profile, email, groups, offline_access]
 `,
 		q("127.0.0.1:"+strconv.Itoa(port)), q("http://127.0.0.1:"+strconv.Itoa(port)),
 		q(ls.URL), q(lc.BindDN), q(lc.BindPassword), q(lc.UserBaseDN), q(lc.UserFilter), q(lc.DisabledFilter),
 		q(filepath.Join(dir, "idp.db")), q(secretKey),
 		q(mailFrom), q(ms.Host()), ms.Port(),
-		q(o.logLevel), q(o.alg),
-		q(clientID), q(clientSecretHash()), q(redirectURI))
+		q(o.logLevel), q(o.algs[0]))
+	// One relying party per algorithm, the same in all else: the OIDC
+	// scenarios of different algorithms run against one IdP.
+	for _, alg := range o.algs {
+		fmt.Fprintf(&b, `    - id: %s
+      name: %s
+      secret_hash: %s
+      redirect_uris: [%s]
+      scopes: [openid, profile, email, groups, offline_access]
+      id_token_signed_response_alg: %s
+`, q(benchClientID(alg)), q("Benchmark RP "+alg), q(clientSecretHash()), q(redirectURI), q(alg))
+	}
 	return b.String()
 }
 

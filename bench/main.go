@@ -73,7 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "untimed load before each window")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "pause before each scenario (idle RSS is read after it)")
 	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all the IdP supports): "+scenarioNames())
-	fs.StringVar(&algs, "algs", "RS256,ES256", "OIDC signing algorithms; one IdP instance each")
+	fs.StringVar(&algs, "algs", "RS256,ES256", "OIDC signing algorithms: one relying party signed with each (id_token_signed_response_alg), the OIDC scenarios run for each")
 	fs.StringVar(&o.idpBinary, "idp", "", "prebuilt idp binary (default: go build ./cmd/idp)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for a CPU profile of the IdP per scenario (opens its pprof listener on loopback)")
 	fs.StringVar(&o.logLevel, "idp-log-level", "info", "the IdP's log level (its log goes to a file)")
@@ -90,6 +90,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	o.algs = strings.Split(algs, ",")
+	for _, a := range o.algs {
+		if a != "RS256" && a != "ES256" && a != "EdDSA" {
+			fmt.Fprintf(stderr, "bench: unknown algorithm %q (RS256, ES256, EdDSA)\n", a)
+			return o, errors.New("bad flags")
+		}
+	}
 	switch {
 	case o.users < 1 || o.workers < 1:
 		fmt.Fprintln(stderr, "bench: -users and -c must be positive")
@@ -156,21 +162,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var results []result
-	var notes []string
-	for i, alg := range o.algs {
-		rs, oidcMissing, err := runInstance(ctx, o, binary, alg, i == 0, ls, sink, keys, logf)
-		results = append(results, rs...)
-		if err != nil {
-			printTable(stdout, o, results, notes)
-			return err
-		}
-		if oidcMissing {
-			notes = append(notes, "The IdP has no OpenID Connect provider yet: the OIDC scenarios (oidc-trusted, oidc-email, refresh) were skipped.")
-			break // without OIDC nothing is signed: the other algorithms add nothing
-		}
+	results, ceil, notes, err := runIdP(ctx, o, binary, ls, sink, keys, logf)
+	printTable(stdout, o, results, ceil, notes)
+	if err != nil {
+		return err
 	}
-	printTable(stdout, o, results, notes)
+	if ceil != nil && ceil.errors > 0 {
+		return fmt.Errorf("the directory ceiling loop had %d errors (%s)", ceil.errors, ceil.sample)
+	}
 	for _, r := range results {
 		if r.errors > 0 {
 			return fmt.Errorf("%d scenario(s) had errors", countErrored(results))
@@ -189,13 +188,14 @@ func countErrored(rs []result) int {
 	return n
 }
 
-// runInstance starts one IdP configured for alg, enrolls the users and runs
-// the scenarios. Scenarios that sign nothing run with the first instance only.
-func runInstance(ctx context.Context, o options, binary, alg string, first bool, ls *testldap.Server, sink *testsmtp.Server,
-	keys *samlKeys, logf func(string, ...any)) (results []result, oidcMissing bool, err error) {
-	idp, err := startIdP(ctx, idpOptions{binary: binary, alg: alg, logLevel: o.logLevel, profile: o.profileDir != "", saml: keys}, ls, sink)
+// runIdP starts the IdP (a relying party per algorithm), enrolls the
+// users, measures the directory's ceiling and runs the scenarios; the OIDC
+// ones once per algorithm, the others once.
+func runIdP(ctx context.Context, o options, binary string, ls *testldap.Server, sink *testsmtp.Server,
+	keys *samlKeys, logf func(string, ...any)) (results []result, ceil *ceiling, notes []string, err error) {
+	idp, err := startIdP(ctx, idpOptions{binary: binary, algs: o.algs, logLevel: o.logLevel, profile: o.profileDir != "", saml: keys}, ls, sink)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -221,21 +221,27 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 	for i := range o.users {
 		t.users = append(t.users, &vuser{index: i, account: testldap.GeneratedUser(i)})
 	}
-	t.rp, err = newRP(ctx, idp.URL, alg, &http.Client{Transport: rpTransport, Timeout: 30 * time.Second})
-	if errors.Is(err, errNoOIDC) {
-		oidcMissing, err = true, nil
-	}
-	if err != nil {
-		return nil, false, err
+	rps := map[string]*rp{}
+	for _, alg := range o.algs {
+		r, err := newRP(ctx, idp.URL, alg, &http.Client{Transport: rpTransport, Timeout: 30 * time.Second})
+		if errors.Is(err, errNoOIDC) {
+			notes = append(notes, "The IdP has no OpenID Connect provider yet: the OIDC scenarios (oidc-trusted, oidc-email, refresh) were skipped.")
+			rps = nil
+			break
+		}
+		if err != nil {
+			return nil, nil, notes, err
+		}
+		rps[alg] = r
 	}
 	rpClient := &http.Client{Transport: rpTransport, Timeout: 30 * time.Second}
 	t.saml, err = newSAMLSP(idp.URL, keys, rpClient)
 	if errors.Is(err, errNoSAML) {
-		logf("[%s] the IdP has no SAML provider: the saml scenario is skipped", alg)
+		logf("the IdP has no SAML provider: the saml scenario is skipped")
 		err = nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, nil, notes, err
 	}
 
 	begin := time.Now()
@@ -244,41 +250,57 @@ func runInstance(ctx context.Context, o options, binary, alg string, first bool,
 		defer cancel()
 		return enroll(ictx, base, transport, sink, u)
 	}); err != nil {
-		return nil, oidcMissing, fmt.Errorf("enrolling users: %w", err)
+		return nil, nil, notes, fmt.Errorf("enrolling users: %w", err)
 	}
 	sleep(ctx, o.settle)
 	seededRSS, _ := readMemory(idp.PID())
-	logf("[%s] idp pid %d at %s: RSS %s after start-up; enrolled %d users (address + trusted browser) in %s; RSS %s",
-		alg, idp.PID(), idp.URL, mb(startRSS.RSS), o.users, time.Since(begin).Round(100*time.Millisecond), mb(seededRSS.RSS))
+	logf("idp pid %d at %s (algorithms %s): RSS %s after start-up; enrolled %d users (address + trusted browser) in %s; RSS %s",
+		idp.PID(), idp.URL, strings.Join(o.algs, ","), mb(startRSS.RSS), o.users, time.Since(begin).Round(100*time.Millisecond), mb(seededRSS.RSS))
+
+	// The directory's own ceiling, with the IdP idle, in the same run.
+	c, err := measureLDAPCeiling(ctx, ls, t.users, o.workers, o.warmup, o.duration)
+	if err != nil {
+		return nil, nil, notes, fmt.Errorf("directory ceiling: %w", err)
+	}
+	ceil = &c
+	logf("directory ceiling: %.1f password checks/s (search + disabled check + bind, %d loops), slapd %s CPU each, errors %d",
+		c.rate, o.workers, ms(c.slapdCPUPerCheck()), c.errors)
 
 	for _, sc := range scenarios {
-		if !o.wants(sc.name) || (sc.oidc && t.rp == nil) || (sc.saml && t.saml == nil) || (!sc.oidc && !first) {
+		if !o.wants(sc.name) || (sc.oidc && rps == nil) || (sc.saml && t.saml == nil) {
 			continue
 		}
-		if sc.prepare != nil {
-			if err := sc.prepare(ctx, t, o.workers); err != nil {
-				return results, oidcMissing, fmt.Errorf("%s: preparing: %w", sc.name, err)
+		labels := []string{"-"}
+		if sc.oidc {
+			labels = o.algs
+		}
+		for _, label := range labels {
+			t.rp = rps[label]
+			if sc.prepare != nil {
+				if err := sc.prepare(ctx, t, o.workers); err != nil {
+					return results, ceil, notes, fmt.Errorf("%s %s: preparing: %w", sc.name, label, err)
+				}
+			}
+			sleep(ctx, o.settle) // let the previous load's garbage go
+			r, err := measure(ctx, t, sc, label, idp, ls.PID(), measureOptions{
+				workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir,
+			})
+			if err != nil {
+				return results, ceil, notes, err
+			}
+			results = append(results, r)
+			logf("%-14s %-5s %8.1f logins/s  p50 %s  p99 %s  errors %d  store: %.2f write tx, %.1f statements per login",
+				sc.name, label, r.rate(), ms(r.p50), ms(r.p99), r.errors,
+				r.perLogin(r.store.writeTx), r.perLogin(r.store.reads+r.store.writes))
+			if r.storeErr != nil {
+				logf("%s %s: store counters unavailable: %v", sc.name, label, r.storeErr)
+			}
+			if r.profile != "" && !strings.HasPrefix(r.profile, "(") {
+				summarizeProfile(ctx, r.profile, logf)
 			}
 		}
-		sleep(ctx, o.settle) // let the previous load's garbage go
-		label := alg
-		if !sc.oidc {
-			label = "-"
-		}
-		r, err := measure(ctx, t, sc, label, idp, ls.PID(), measureOptions{
-			workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir,
-		})
-		if err != nil {
-			return results, oidcMissing, err
-		}
-		results = append(results, r)
-		logf("[%s] %-14s %8.1f logins/s  p50 %s  p99 %s  errors %d", alg, sc.name, r.rate(),
-			ms(r.p50), ms(r.p99), r.errors)
-		if r.profile != "" && !strings.HasPrefix(r.profile, "(") {
-			summarizeProfile(ctx, r.profile, logf)
-		}
 	}
-	return results, oidcMissing, nil
+	return results, ceil, notes, nil
 }
 
 // summarizeProfile writes `go tool pprof -top` of a profile next to it.
@@ -300,19 +322,34 @@ func summarizeProfile(ctx context.Context, path string, logf func(string, ...any
 	logf("profile: %s (top: %s)", path, filepath.Base(top))
 }
 
-func printTable(w io.Writer, o options, results []result, notes []string) {
+func printTable(w io.Writer, o options, results []result, ceil *ceiling, notes []string) {
 	fmt.Fprintf(w, "\n%d users, %d virtual browsers, %s per scenario after %s warm-up; %d CPUs (GOMAXPROCS), %s/%s\n\n",
 		o.users, o.workers, o.duration, o.warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	if ceil != nil {
+		fmt.Fprintf(w, "directory ceiling (slapd alone, %d loops of search + disabled check + bind): %.1f/s, slapd %s CPU per check, slapd CPU s %.1f, bench CPU s %.1f, other CPU s %.1f, errors %d\n\n",
+			o.workers, ceil.rate, ms(ceil.slapdCPUPerCheck()), ceil.slapdCPU.Seconds(), ceil.benchCPU.Seconds(), ceil.otherCPU.Seconds(), ceil.errors)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tp50\tp99\terrors\tIdP CPU s\tIdP CPU %\tCPU/login\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\tother CPU s\t")
+	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tof ceiling\tp50\tp99\terrors\twrite tx/login\tstmts/login\twrites/login\tIdP CPU s\tIdP CPU %\tCPU/login\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\tother CPU s\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%d\t%.1f\t%.0f%%\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t\n",
-			r.scenario, r.alg, r.rate(), ms(r.p50), ms(r.p99), r.errors,
+		share, tx, stmts, writes := "-", "-", "-", "-"
+		if ceil != nil && ceil.rate > 0 {
+			share = fmt.Sprintf("%.0f%%", 100*r.rate()/ceil.rate)
+		}
+		if r.storeErr == nil && r.logins > 0 {
+			tx = fmt.Sprintf("%.2f", r.perLogin(r.store.writeTx))
+			stmts = fmt.Sprintf("%.1f", r.perLogin(r.store.reads+r.store.writes))
+			writes = fmt.Sprintf("%.1f", r.perLogin(r.store.writes))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.1f\t%.0f%%\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t\n",
+			r.scenario, r.alg, r.rate(), share, ms(r.p50), ms(r.p99), r.errors, tx, stmts, writes,
 			r.idpCPU.Seconds(), 100*r.idpCPU.Seconds()/r.window.Seconds(), ms(r.cpuPerLogin()), mb(r.peakRSS), mb(r.idleRSS),
 			r.slapdCPU.Seconds(), r.benchCPU.Seconds(), r.otherCPU.Seconds())
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nIdP CPU % is of one core; CPU/login is the IdP's CPU time per login. Idle RSS is read just")
+	fmt.Fprintln(w, "\nof ceiling: the rate as a share of the directory ceiling above. write tx, stmts (reads + writes) and")
+	fmt.Fprintln(w, "writes per login: the IdP's store counters (/metrics) over the window divided by its logins.")
+	fmt.Fprintln(w, "IdP CPU % is of one core; CPU/login is the IdP's CPU time per login. Idle RSS is read just")
 	fmt.Fprintf(w, "before the scenario, after a %s pause. other CPU s is what other processes on the machine used in the window.\n", o.settle)
 	for _, n := range notes {
 		fmt.Fprintln(w, n)

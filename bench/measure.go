@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -25,6 +27,18 @@ type result struct {
 	idleRSS       int64
 	sampleErrors  []string
 	profile       string // CPU profile file, "" when not profiling
+	// store is the IdP's store work in the window (from its /metrics);
+	// storeErr says why it is missing.
+	store    storeWork
+	storeErr error
+}
+
+// perLogin divides a count of the window by its logins.
+func (r result) perLogin(n float64) float64 {
+	if r.logins == 0 {
+		return 0
+	}
+	return n / float64(r.logins)
 }
 
 func (r result) rate() float64 { return float64(r.logins) / r.window.Seconds() }
@@ -103,6 +117,10 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	}
 
 	sleep(ctx, o.warmup)
+	// The store counters are read at the window's edges, like the logins:
+	// the work of logins straddling an edge evens out.
+	metricsClient := &http.Client{Timeout: 5 * time.Second}
+	work0, err0 := scrapeStoreWork(ctx, metricsClient, idp.URL)
 	// A login counts when it ends inside the window: as many straddle its
 	// start (and count) as straddle its end (and do not).
 	t0 := time.Now()
@@ -131,6 +149,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	slapd1, _ := cpuTime(slapdPID)
 	self1 := selfCPU()
 	machine1, _ := machineBusy()
+	work1, err1 := scrapeStoreWork(ctx, metricsClient, idp.URL)
 	stopping.Store(true)
 	wg.Wait()
 	<-profDone
@@ -145,6 +164,14 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	res.idpCPU, res.slapdCPU, res.benchCPU = cpu1-cpu0, slapd1-slapd0, self1-self0
 	res.otherCPU = max(0, machine1-machine0-res.idpCPU-res.slapdCPU-res.benchCPU)
 	res.logins, res.errors, res.sampleErrors = len(latencies), errs, samples
+	switch {
+	case err0 != nil || err1 != nil:
+		res.storeErr = errors.Join(err0, err1)
+	case !work0.ok || !work1.ok:
+		res.storeErr = errors.New("the IdP's /metrics has no idp_store_* counters")
+	default:
+		res.store = work1.sub(work0)
+	}
 	slices.Sort(latencies)
 	res.p50, res.p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
 	return res, nil

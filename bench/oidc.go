@@ -21,6 +21,7 @@ import (
 // every ID token's signature, issuer, audience, expiry and nonce with an
 // independent OIDC library (coreos/go-oidc), keys fetched from the JWKS.
 type rp struct {
+	clientID string // signed with alg (its id_token_signed_response_alg)
 	authURL  string
 	tokenURL string
 	alg      string
@@ -33,6 +34,7 @@ type rp struct {
 var errNoOIDC = errors.New("the IdP has no OpenID Connect provider (no discovery document)")
 
 func newRP(ctx context.Context, issuer, alg string, client *http.Client) (*rp, error) {
+	id := benchClientID(alg)
 	resp, err := client.Get(issuer + "/.well-known/openid-configuration")
 	if err != nil {
 		return nil, err
@@ -47,12 +49,13 @@ func newRP(ctx context.Context, issuer, alg string, client *http.Client) (*rp, e
 	}
 	ep := provider.Endpoint()
 	return &rp{
+		clientID: id,
 		authURL:  ep.AuthURL,
 		tokenURL: ep.TokenURL,
 		alg:      alg,
 		// The key set is fetched through ctx's client on first use and
 		// cached, as a real RP does; a new kid makes it fetch again.
-		verifier: provider.Verifier(&oidc.Config{ClientID: clientID, SupportedSigningAlgs: []string{alg}}),
+		verifier: provider.Verifier(&oidc.Config{ClientID: id, SupportedSigningAlgs: []string{alg}}),
 		client:   client,
 	}, nil
 }
@@ -74,7 +77,7 @@ func (r *rp) start(scopes string) (authRequest, string) {
 	sum := sha256.Sum256([]byte(ar.verifier))
 	q := url.Values{
 		"response_type":         {"code"},
-		"client_id":             {clientID},
+		"client_id":             {r.clientID},
 		"redirect_uri":          {redirectURI},
 		"scope":                 {scopes},
 		"state":                 {ar.state},
@@ -135,7 +138,7 @@ func (r *rp) token(ctx context.Context, form url.Values) (tokens, error) {
 		return tokens{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret))
+	req.SetBasicAuth(url.QueryEscape(r.clientID), url.QueryEscape(clientSecret))
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return tokens{}, err

@@ -13,10 +13,15 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// OIDCSigningAlgs are the algorithms oidc.keys.algorithm and a client's
+// id_token_signed_response_alg accept.
+var OIDCSigningAlgs = []string{OIDCAlgRS256, OIDCAlgES256, OIDCAlgEdDSA}
+
 // Values accepted by the OIDC settings.
 const (
 	OIDCAlgRS256 = "RS256"
 	OIDCAlgES256 = "ES256"
+	OIDCAlgEdDSA = "EdDSA" // Ed25519
 
 	OIDCAuthBasic = "client_secret_basic"
 	OIDCAuthPost  = "client_secret_post"
@@ -220,6 +225,11 @@ type OIDCClient struct {
 	// UserinfoInIDToken puts the profile and email claims into the ID token
 	// as well as the userinfo answer.
 	UserinfoInIDToken bool `yaml:"userinfo_in_id_token"`
+	// IDTokenSignedResponseAlg signs this client's ID tokens (and JWT
+	// access tokens): RS256, ES256 or EdDSA; empty means oidc.keys.algorithm.
+	// The client registration metadata of the same name (OpenID Connect
+	// Dynamic Client Registration 1.0, section 2).
+	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
 }
 
 // Effective settings of a client: an empty key means its default.
@@ -242,6 +252,23 @@ func (c OIDCClient) AllowedScopes() []string {
 		return DefaultOIDCClientScopes()
 	}
 	return c.Scopes
+}
+
+// SigningAlg is id_token_signed_response_alg, keys.algorithm (def) by
+// default.
+func (c OIDCClient) SigningAlg(def string) string { return orDefault(c.IDTokenSignedResponseAlg, def) }
+
+// SigningAlgorithms lists the algorithms tokens are signed with: the
+// default (keys.algorithm) first, then the other clients' choices in the
+// order of the client list. Each needs a signing key.
+func (o OIDC) SigningAlgorithms() []string {
+	algs := []string{o.Keys.Algorithm}
+	for _, c := range o.Clients {
+		if a := c.SigningAlg(o.Keys.Algorithm); !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs
 }
 
 // IsPublic reports whether the client has no secret (PKCE only).
@@ -366,7 +393,7 @@ func (o OIDC) validate(v *validator, p string) {
 		v.add(p+".refresh_token_lifetime", "must not exceed oidc.refresh_token_absolute_lifetime (%s > %s)",
 			formatDuration(o.RefreshTokenLifetime), formatDuration(o.RefreshTokenAbsoluteLifetime))
 	}
-	o.Keys.validate(v, p+".keys")
+	o.Keys.validate(v, p+".keys", slices.Contains(o.SigningAlgorithms(), OIDCAlgRS256))
 	o.ACR.validate(v, p+".acr")
 	v.budget(p+".client_auth_budget.per_client", o.ClientAuthBudget.PerClient, 24*time.Hour)
 	v.budget(p+".client_auth_budget.per_ip", o.ClientAuthBudget.PerIP, 24*time.Hour)
@@ -401,11 +428,11 @@ func (o OIDC) validate(v *validator, p string) {
 	}
 }
 
-func (k OIDCKeys) validate(v *validator, p string) {
-	if v.oneOf(p+".algorithm", k.Algorithm, OIDCAlgRS256, OIDCAlgES256) && k.Algorithm == OIDCAlgRS256 {
-		if k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096 {
-			v.add(p+".rsa_bits", "must be 2048, 3072 or 4096 (got %d)", k.RSABits)
-		}
+// validate checks the keys; usesRSA: the default or a client signs with RS256.
+func (k OIDCKeys) validate(v *validator, p string, usesRSA bool) {
+	v.oneOf(p+".algorithm", k.Algorithm, OIDCSigningAlgs...)
+	if usesRSA && k.RSABits != 2048 && k.RSABits != 3072 && k.RSABits != 4096 {
+		v.add(p+".rsa_bits", "must be 2048, 3072 or 4096 (got %d)", k.RSABits)
 	}
 	if v.duration(p+".rotation_period", k.RotationPeriod, 366*24*time.Hour) && k.RotationPeriod < time.Hour {
 		v.add(p+".rotation_period", "must be at least 1h (got %s)", formatDuration(k.RotationPeriod))
@@ -504,6 +531,10 @@ func (c OIDCClient) validate(v *validator, p string, claimScopes map[string]bool
 		}
 	case c.Secret.err == nil:
 		v.add(p+".secret_hash", "is required for a confidential client (or secret, or token_endpoint_auth_method: none)")
+	}
+
+	if c.IDTokenSignedResponseAlg != "" {
+		v.oneOf(p+".id_token_signed_response_alg", c.IDTokenSignedResponseAlg, OIDCSigningAlgs...)
 	}
 
 	appOK := v.oneOf(p+".application_type", c.AppType(), OIDCAppWeb, OIDCAppNative)

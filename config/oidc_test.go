@@ -66,7 +66,18 @@ func TestOIDCValidateRules(t *testing.T) {
 
 		{"code lifetime over a minute", func(o *OIDC) { o.CodeLifetime = 61 * time.Second }, "oidc.code_lifetime", "at most 1m"},
 		{"refresh idle beyond absolute", func(o *OIDC) { o.RefreshTokenLifetime = 40 * 24 * time.Hour }, "oidc.refresh_token_lifetime", "must not exceed"},
-		{"unknown algorithm", func(o *OIDC) { o.Keys.Algorithm = "HS256" }, "oidc.keys.algorithm", "RS256, ES256"},
+		{"unknown algorithm", func(o *OIDC) { o.Keys.Algorithm = "HS256" }, "oidc.keys.algorithm", "RS256, ES256, EdDSA"},
+		{"EdDSA by default", func(o *OIDC) { o.Keys.Algorithm = OIDCAlgEdDSA }, "", ""},
+		{"client signing algorithms", withClient(func(c *OIDCClient) { c.IDTokenSignedResponseAlg = OIDCAlgEdDSA }), "", ""},
+		{"unknown client signing algorithm", withClient(func(c *OIDCClient) { c.IDTokenSignedResponseAlg = "none" }),
+			"oidc.clients[0].id_token_signed_response_alg", `must be one of RS256, ES256, EdDSA (got "none")`},
+		{"client signing algorithm spelt in lower case", withClient(func(c *OIDCClient) { c.IDTokenSignedResponseAlg = "es256" }),
+			"oidc.clients[0].id_token_signed_response_alg", "must be one of"},
+		{"small RSA key for an RS256 client", func(o *OIDC) {
+			o.Keys.Algorithm, o.Keys.RSABits = OIDCAlgES256, 1024
+			withClient(func(c *OIDCClient) { c.IDTokenSignedResponseAlg = OIDCAlgRS256 })(o)
+		}, "oidc.keys.rsa_bits", "2048, 3072 or 4096"},
+		{"RSA key size unused", func(o *OIDC) { o.Keys.Algorithm, o.Keys.RSABits = OIDCAlgES256, 1024 }, "", ""},
 		{"small RSA key", func(o *OIDC) { o.Keys.RSABits = 1024 }, "oidc.keys.rsa_bits", "2048, 3072 or 4096"},
 		{"rotation too often", func(o *OIDC) { o.Keys.RotationPeriod = time.Minute }, "oidc.keys.rotation_period", "at least 1h"},
 		{"same acr for both", func(o *OIDC) { o.ACR.Password = o.ACR.MFA }, "oidc.acr.mfa", "must differ"},

@@ -345,3 +345,45 @@ func (c *dbPoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dbWaitsDesc, prometheus.CounterValue, float64(s.WaitCount))
 	ch <- prometheus.MustNewConstMetric(dbWaitSecondsDesc, prometheus.CounterValue, s.WaitDuration.Seconds())
 }
+
+// StoreWork is the store's cumulative work on its database since it was
+// opened (store.DB.Stats).
+type StoreWork struct {
+	// WriteTransactions are committed transactions that wrote, plus
+	// writes run outside a transaction.
+	WriteTransactions int64
+	// ReadStatements and WriteStatements count every statement executed
+	// (transaction control excluded).
+	ReadStatements, WriteStatements int64
+}
+
+// WatchStoreWork exports the store's statement and transaction counts, read
+// at each scrape: the figures behind "store work per login" (divide their
+// increase by idp_logins_total's).
+func (m *Metrics) WatchStoreWork(work func() StoreWork) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&storeWorkCollector{work: work})
+}
+
+var (
+	storeWriteTxDesc = prometheus.NewDesc("idp_store_write_transactions_total",
+		"Store transactions that wrote and committed (a write outside a transaction counts as one).", nil, nil)
+	storeStatementsDesc = prometheus.NewDesc("idp_store_statements_total",
+		"Statements the store executed on its database, by kind (read, write).", []string{"kind"}, nil)
+)
+
+type storeWorkCollector struct{ work func() StoreWork }
+
+func (c *storeWorkCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeWriteTxDesc
+	ch <- storeStatementsDesc
+}
+
+func (c *storeWorkCollector) Collect(ch chan<- prometheus.Metric) {
+	w := c.work()
+	ch <- prometheus.MustNewConstMetric(storeWriteTxDesc, prometheus.CounterValue, float64(w.WriteTransactions))
+	ch <- prometheus.MustNewConstMetric(storeStatementsDesc, prometheus.CounterValue, float64(w.ReadStatements), "read")
+	ch <- prometheus.MustNewConstMetric(storeStatementsDesc, prometheus.CounterValue, float64(w.WriteStatements), "write")
+}

@@ -82,6 +82,7 @@ func TestMetricsRecordEvents(t *testing.T) {
 	m.HTTPInFlight(1)
 	m.WatchLDAPPool(func() LDAPPoolStats { return LDAPPoolStats{Open: 3, Idle: 2, InUse: 1, Dials: 7, DialFailures: 2} })
 	m.WatchDBPool(func() sql.DBStats { return sql.DBStats{Idle: 4, InUse: 1, WaitCount: 9} })
+	m.WatchStoreWork(func() StoreWork { return StoreWork{WriteTransactions: 5, ReadStatements: 11, WriteStatements: 6} })
 
 	fams := scrape(t, m)
 	tests := []struct {
@@ -109,6 +110,9 @@ func TestMetricsRecordEvents(t *testing.T) {
 		{"idp_ldap_dial_failures_total", nil, 2},
 		{"idp_store_pool_connections", map[string]string{"state": "idle"}, 4},
 		{"idp_store_pool_waits_total", nil, 9},
+		{"idp_store_write_transactions_total", nil, 5},
+		{"idp_store_statements_total", map[string]string{"kind": "read"}, 11},
+		{"idp_store_statements_total", map[string]string{"kind": "write"}, 6},
 	}
 	for _, tc := range tests {
 		if got := value(fams, tc.name, tc.labels); got != tc.want {
@@ -132,6 +136,7 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.HTTPInFlight(1)
 	m.WatchLDAPPool(func() LDAPPoolStats { return LDAPPoolStats{} })
 	m.WatchDBPool(func() sql.DBStats { return sql.DBStats{} })
+	m.WatchStoreWork(func() StoreWork { return StoreWork{} })
 	if err := m.Register(); err != nil {
 		t.Fatal(err)
 	}

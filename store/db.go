@@ -36,6 +36,9 @@ type DB struct {
 	// "" for a server database.
 	dir   string
 	ready readyState
+
+	// counts is shared with the counting connections of both pools (Stats).
+	counts *counters
 }
 
 // queries are the statements on the hot path, prepared once at Open.
@@ -52,11 +55,11 @@ type queries struct {
 }
 
 // open finishes a DB whose pools are configured: migrate, then prepare.
-func open(ctx context.Context, d dialect, write, read *sql.DB, logger *slog.Logger) (*DB, error) {
+func open(ctx context.Context, d dialect, write, read *sql.DB, counts *counters, logger *slog.Logger) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: d, logger: logger, write: write, read: read}
+	db := &DB{dialect: d, logger: logger, write: write, read: read, counts: counts}
 	if err := migrate(ctx, write, d, logger); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

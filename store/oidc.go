@@ -283,11 +283,13 @@ ORDER BY created_at DESC, id DESC`, nanos(now))
 	return keys, nil
 }
 
-// RotateOIDCSigningKey makes next the signing key, provided the current
-// signing key is still expectCurrent ("" for none): every key that signed
-// until now is retired at now and stays published until publishUntil. If
-// another process rotated first it returns ErrConflict and changes nothing;
-// the caller reloads the keys.
+// RotateOIDCSigningKey makes next the signing key of its algorithm,
+// provided the current signing key of that algorithm is still
+// expectCurrent ("" for none): every key of the algorithm that signed until
+// now is retired at now and stays published until publishUntil. Keys of
+// other algorithms are left alone (each algorithm in use has its own
+// signing key). If another process rotated first it returns ErrConflict and
+// changes nothing; the caller reloads the keys.
 func (db *DB) RotateOIDCSigningKey(ctx context.Context, next OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error {
 	if next.ID == "" || next.Algorithm == "" || len(next.PublicJWK) == 0 || len(next.PrivateKey) == 0 {
 		return errors.New("store: rotate oidc signing key: incomplete key")
@@ -298,8 +300,8 @@ func (db *DB) RotateOIDCSigningKey(ctx context.Context, next OIDCSigningKey, exp
 			return err
 		}
 		var current string
-		err := tx.QueryRowContext(ctx, `SELECT id FROM oidc_signing_keys WHERE retired_at IS NULL
-ORDER BY created_at DESC, id DESC LIMIT 1`+db.dialect.forUpdate).Scan(&current)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM oidc_signing_keys WHERE retired_at IS NULL AND algorithm = $1
+ORDER BY created_at DESC, id DESC LIMIT 1`+db.dialect.forUpdate, next.Algorithm).Scan(&current)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -307,7 +309,7 @@ ORDER BY created_at DESC, id DESC LIMIT 1`+db.dialect.forUpdate).Scan(&current)
 			return ErrConflict
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE oidc_signing_keys SET retired_at = $1, publish_until = $2
-WHERE retired_at IS NULL`, nanos(now), nanos(publishUntil)); err != nil {
+WHERE retired_at IS NULL AND algorithm = $3`, nanos(now), nanos(publishUntil), next.Algorithm); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO oidc_signing_keys (id, algorithm, public_jwk, private_key, created_at)
@@ -319,6 +321,17 @@ VALUES ($1, $2, $3, $4, $5)`, next.ID, next.Algorithm, next.PublicJWK, next.Priv
 	}
 	if err != nil {
 		return fmt.Errorf("store: rotate oidc signing key: %w", err)
+	}
+	return nil
+}
+
+// RetireOIDCSigningKey retires the signing key id at now without a
+// successor (no client uses its algorithm any more); it stays published
+// until publishUntil. A key already retired, or missing, is left as it is.
+func (db *DB) RetireOIDCSigningKey(ctx context.Context, id string, now, publishUntil time.Time) error {
+	if _, err := db.write.ExecContext(ctx, `UPDATE oidc_signing_keys SET retired_at = $1, publish_until = $2
+WHERE id = $3 AND retired_at IS NULL`, nanos(now), nanos(publishUntil), id); err != nil {
+		return fmt.Errorf("store: retire oidc signing key: %w", err)
 	}
 	return nil
 }

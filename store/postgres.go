@@ -63,7 +63,8 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, er
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = postgresConnectTimeout
 	}
-	pool := stdlib.OpenDB(*cfg)
+	counts := &counters{}
+	pool := sql.OpenDB(countingConnector{base: stdlib.GetConnector(*cfg), c: counts})
 	pool.SetMaxOpenConns(postgresMaxConns)
 	pool.SetMaxIdleConns(postgresMaxIdleConns)
 	pool.SetConnMaxLifetime(postgresConnMaxLifetime)
@@ -73,7 +74,7 @@ func OpenPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, er
 		return nil, fmt.Errorf("store: open postgres %s:%d/%s: %w", cfg.Host, cfg.Port, cfg.Database, err)
 	}
 	// A server has row locks and MVCC: one pool serves readers and writers.
-	db, err := open(ctx, postgresDialect, pool, pool, logger)
+	db, err := open(ctx, postgresDialect, pool, pool, counts, logger)
 	if err != nil {
 		_ = pool.Close()
 		return nil, err

@@ -41,7 +41,8 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 	// reads before it writes cannot fail on a stale snapshot.
 	// synchronous=NORMAL is safe in WAL mode: a power cut may lose the last
 	// commits but never corrupts the file, and it spares an fsync per commit.
-	write, err := sql.Open("sqlite", sqliteDSN(abs, map[string][]string{
+	counts := &counters{}
+	write, err := openCountingSQLite(sqliteDSN(abs, map[string][]string{
 		"_pragma": {
 			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
 			"journal_mode(WAL)",
@@ -49,7 +50,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 			"foreign_keys(1)",
 		},
 		"_txlock": {"immediate"},
-	}))
+	}), counts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -63,13 +64,13 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("store: open sqlite %s: %w", abs, err)
 	}
 
-	read, err := sql.Open("sqlite", sqliteDSN(abs, map[string][]string{
+	read, err := openCountingSQLite(sqliteDSN(abs, map[string][]string{
 		"_pragma": {
 			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
 			"foreign_keys(1)",
 			"query_only(1)",
 		},
-	}))
+	}), counts)
 	if err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
@@ -80,7 +81,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
 
-	db, err := open(ctx, sqliteDialect, write, read, logger)
+	db, err := open(ctx, sqliteDialect, write, read, counts, logger)
 	if err != nil {
 		_ = read.Close()
 		_ = write.Close()
@@ -88,6 +89,16 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 	}
 	db.dir = filepath.Dir(abs)
 	return db, nil
+}
+
+// openCountingSQLite is sql.Open("sqlite", dsn) with connections that count
+// their statements into counts (DB.Stats).
+func openCountingSQLite(dsn string, counts *counters) (*sql.DB, error) {
+	base, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(countingConnector{base: base, c: counts}), nil
 }
 
 // sqliteDSN builds a file: URI so that any character in the path ('?', '#',

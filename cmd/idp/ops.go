@@ -23,13 +23,19 @@ import (
 )
 
 // newMetrics returns the process's metrics, watching the store's and the
-// directory's connection pools; nil when metrics.enabled is false.
+// directory's connection pools and the store's statement counts; nil when
+// metrics.enabled is false.
 func newMetrics(cfg *config.Config, db *store.DB, dir *ldapstore.Directory) *metrics.Metrics {
 	if !cfg.Metrics.Enabled {
 		return nil
 	}
 	m := metrics.New()
 	m.WatchDBPool(db.PoolStats)
+	m.WatchStoreWork(func() metrics.StoreWork {
+		s := db.Stats()
+		return metrics.StoreWork{WriteTransactions: s.WriteTransactions,
+			ReadStatements: s.Statements - s.WriteStatements, WriteStatements: s.WriteStatements}
+	})
 	m.WatchLDAPPool(func() metrics.LDAPPoolStats {
 		s := dir.Stats()
 		return metrics.LDAPPoolStats{Open: s.Open, Idle: s.Idle, InUse: s.InUse, Dials: s.Dials, DialFailures: s.DialFailures}

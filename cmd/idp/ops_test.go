@@ -185,6 +185,22 @@ func TestMetricsMoveAsUserLogsIn(t *testing.T) {
 	if after["idp_ldap_pool_connections"] == nil || after["idp_store_pool_connections"] == nil {
 		t.Error("pool gauges missing")
 	}
+	// The store's work is counted on its connections: logins write.
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"idp_store_write_transactions_total", nil},
+		{"idp_store_statements_total", map[string]string{"kind": "read"}},
+		{"idp_store_statements_total", map[string]string{"kind": "write"}},
+	} {
+		if got := metricValue(after, c.name, c.labels) - metricValue(before, c.name, c.labels); got <= 0 {
+			t.Errorf("%s%v moved by %v during the logins, want > 0", c.name, c.labels, got)
+		}
+	}
+	if tx, w := metricValue(after, "idp_store_write_transactions_total", nil), metricValue(after, "idp_store_statements_total", map[string]string{"kind": "write"}); tx > w {
+		t.Errorf("%v write transactions but only %v write statements", tx, w)
+	}
 }
 
 // TestMetricsEndpointPlacement: /metrics is on the main listener for the

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/crypto/argon2"
@@ -30,6 +31,9 @@ type client struct {
 	sector          string
 	idTokenLifetime time.Duration
 	secret          secretChecker
+	// signingAlg signs the client's ID tokens and JWT access tokens
+	// (id_token_signed_response_alg, or keys.algorithm).
+	signingAlg jose.SignatureAlgorithm
 }
 
 var _ op.Client = (*client)(nil)

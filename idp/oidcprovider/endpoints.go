@@ -61,11 +61,16 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, oidc.ErrUnsupportedGrantType().WithDescription("the grant type is not supported"))
 		return
 	}
-	if e := p.checkClientAuthMethod(r); e != nil {
+	c, e := p.checkClientAuthMethod(r)
+	if e != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 		writeOAuthError(w, http.StatusUnauthorized, e)
 		return
 	}
+	// op signs the tokens of this answer with Storage.SigningKey(ctx),
+	// which knows the client only through the request's context. The
+	// client named here is the one op then authenticates and issues to.
+	r = r.WithContext(withSigningAlg(r.Context(), c.signingAlg))
 	if grant == string(oidc.GrantTypeCode) {
 		if status, e := p.checkCodeRequest(r); e != nil {
 			switch status {
@@ -124,7 +129,7 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // client with a form secret, and so on. An unknown client is refused here,
 // whatever the grant: it is the caller's mistake, logged at info, and the
 // answer does not repeat the ID it sent.
-func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
+func (p *Provider) checkClientAuthMethod(r *http.Request) (*client, *oidc.Error) {
 	basicID, _, basic := r.BasicAuth()
 	formSecret := r.PostForm.Has("client_secret")
 	clientID := r.PostForm.Get("client_id")
@@ -135,12 +140,12 @@ func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
 	if !ok {
 		p.log.InfoContext(r.Context(), "oidc token request from an unknown client",
 			"grant_type", r.PostForm.Get("grant_type"), "basic", basic)
-		return oidc.ErrInvalidClient().WithDescription("unknown client")
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	used := config.OIDCAuthNone
 	switch {
 	case basic && formSecret:
-		return oidc.ErrInvalidRequest().WithDescription("use one client authentication method, not two")
+		return nil, oidc.ErrInvalidRequest().WithDescription("use one client authentication method, not two")
 	case basic:
 		used = config.OIDCAuthBasic
 	case formSecret:
@@ -150,12 +155,12 @@ func (p *Provider) checkClientAuthMethod(r *http.Request) *oidc.Error {
 	// secret either way: common RP libraries default to client_secret_post,
 	// and discovery advertises both.
 	if c.cfg.TokenEndpointAuthMethod == "" && used == config.OIDCAuthPost {
-		return nil
+		return c, nil
 	}
 	if want := c.cfg.AuthMethod(); used != want {
-		return oidc.ErrInvalidClient().WithDescription("the client must authenticate with %s", want)
+		return nil, oidc.ErrInvalidClient().WithDescription("the client must authenticate with %s", want)
 	}
-	return nil
+	return c, nil
 }
 
 // checkCodeRequest proves, before op redeems the code, that the request

@@ -257,38 +257,49 @@ func TestKeyManagerRotation(t *testing.T) {
 	}
 
 	first := km(secret, cfg)
-	k1, err := first.signingKey(ctx)
+	k1, err := first.signingKey(ctx, "")
 	if err != nil || k1.alg != jose.ES256 {
 		t.Fatalf("first key %+v, %v", k1, err)
 	}
 	// Another process with the same secret uses the same key.
-	if k, _ := km(secret, cfg).signingKey(ctx); k.id != k1.id {
+	if k, _ := km(secret, cfg).signingKey(ctx, ""); k.id != k1.id {
 		t.Fatalf("second process signs with %s, want %s", k.id, k1.id)
 	}
 
 	// After the rotation period the key is replaced; the old one stays
 	// published.
 	now = now.Add(cfg.Keys.RotationPeriod)
-	k2, _ := first.signingKey(ctx)
+	k2, _ := first.signingKey(ctx, "")
 	set, _ := first.keySet(ctx)
 	if k2.id == k1.id || !slices.Equal(kids(set), []string{k2.id, k1.id}) {
 		t.Fatalf("after the period: signing %s, published %q", k2.id, kids(set))
 	}
 
-	// A changed algorithm replaces the key at once.
+	// A changed algorithm replaces the key at once: the ES256 key, of an
+	// algorithm no longer in use, is retired and stays published.
 	cfg.Keys.Algorithm = config.OIDCAlgRS256
-	k3, err := km(secret, cfg).signingKey(ctx)
+	k3, err := km(secret, cfg).signingKey(ctx, "")
 	if err != nil || k3.alg != jose.RS256 {
 		t.Fatalf("after the algorithm change: %+v, %v", k3, err)
 	}
 	algs, _ := km(secret, cfg).algorithms(ctx)
-	if !slices.Equal(algs, []jose.SignatureAlgorithm{jose.RS256, jose.ES256}) {
+	if !slices.Equal(algs, []jose.SignatureAlgorithm{jose.RS256}) {
 		t.Errorf("algorithms %q", algs)
+	}
+	rows, _ := db.ListOIDCSigningKeys(ctx, now)
+	for _, row := range rows {
+		if row.ID == k2.id && row.Retired.IsZero() {
+			t.Errorf("the ES256 key still signs after the change to RS256")
+		}
+	}
+	set, _ = km(secret, cfg).keySet(ctx)
+	if got, want := slices.Sorted(slices.Values(kids(set))), slices.Sorted(slices.Values([]string{k3.id, k2.id, k1.id})); !slices.Equal(got, want) {
+		t.Errorf("published after the change: %q, want %q", got, want)
 	}
 
 	// A key that cannot be opened (the secret changed) is replaced and
 	// stays published for the tokens it signed.
-	k4, err := km([]byte(strings.Repeat("x", 32)), cfg).signingKey(ctx)
+	k4, err := km([]byte(strings.Repeat("x", 32)), cfg).signingKey(ctx, "")
 	if err != nil || k4.id == k3.id {
 		t.Fatalf("with another secret: %+v, %v", k4, err)
 	}

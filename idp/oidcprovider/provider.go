@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -104,6 +105,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		if err != nil {
 			return nil, err
 		}
+		cl.signingAlg = jose.SignatureAlgorithm(c.SigningAlg(cfg.OIDC.Keys.Algorithm))
 		clients[c.ID] = cl
 	}
 	keys, err := newKeyManager(opts.Store, secret, cfg.OIDC, now, logger)
@@ -152,6 +154,11 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		op.WithCustomUserinfoEndpoint(op.NewEndpoint(pathUserinfo)),
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint(pathEndSession)),
 		op.WithCustomKeysEndpoint(op.NewEndpoint(pathJWKS)),
+		// op's own checks of JWT access tokens (userinfo) and of
+		// id_token_hint (logout) accept RS256, ES256 and PS256 unless told;
+		// they must accept every algorithm a client's tokens may carry.
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(config.OIDCSigningAlgs...)),
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(config.OIDCSigningAlgs...)),
 	}
 	if insecure {
 		options = append(options, op.WithAllowInsecure())

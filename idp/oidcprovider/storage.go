@@ -36,6 +36,7 @@ type Store interface {
 
 	ListOIDCSigningKeys(ctx context.Context, now time.Time) ([]store.OIDCSigningKey, error)
 	RotateOIDCSigningKey(ctx context.Context, next store.OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error
+	RetireOIDCSigningKey(ctx context.Context, id string, now, publishUntil time.Time) error
 
 	Ping(ctx context.Context) error
 
@@ -505,12 +506,26 @@ func (s *Storage) RevokeToken(ctx context.Context, tokenOrID, _ string, clientID
 	return nil
 }
 
-// SigningKey returns the key that signs now.
+// SigningKey returns the key that signs now for the client whose token
+// request is being answered: op asks with the request's context only, so
+// the token endpoint puts the client's algorithm there (withSigningAlg);
+// without it the default algorithm's key signs.
 func (s *Storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	return s.keys.signingKey(ctx)
+	alg, _ := ctx.Value(signingAlgKey{}).(jose.SignatureAlgorithm)
+	return s.keys.signingKey(ctx, alg)
 }
 
-// SignatureAlgorithms lists the algorithms of the published keys.
+// signingAlgKey is the context key of the algorithm a token request's
+// client gets its tokens signed with.
+type signingAlgKey struct{}
+
+// withSigningAlg makes SigningKey pick alg's key for the tokens of ctx's
+// request.
+func withSigningAlg(ctx context.Context, alg jose.SignatureAlgorithm) context.Context {
+	return context.WithValue(ctx, signingAlgKey{}, alg)
+}
+
+// SignatureAlgorithms lists the algorithms tokens are signed with.
 func (s *Storage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
 	return s.keys.algorithms(ctx)
 }

@@ -22,7 +22,7 @@ import (
 
 func kidOf(t *testing.T, rawJWT string) string {
 	t.Helper()
-	sig, err := jose.ParseSigned(rawJWT, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	sig, err := jose.ParseSigned(rawJWT, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -290,6 +291,66 @@ func testOIDC(t *testing.T, open func(t *testing.T) Store) {
 		}
 		if err := db.RotateOIDCSigningKey(ctx, store.OIDCSigningKey{ID: "k3"}, "k2", later, until); err == nil {
 			t.Error("an incomplete key was accepted")
+		}
+	})
+
+	t.Run("SigningKeysPerAlgorithm", func(t *testing.T) {
+		db := open(t)
+		key := func(id, alg string, created time.Time) store.OIDCSigningKey {
+			return store.OIDCSigningKey{ID: id, Algorithm: alg, PublicJWK: []byte(`{"kid":"` + id + `"}`),
+				PrivateKey: []byte("sealed-" + id), Created: created}
+		}
+		t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+		until := t2.Add(time.Hour)
+		// Each algorithm has its own current key: the first ES256 key
+		// expects none, though an RS256 key signs.
+		for _, step := range []struct {
+			next   store.OIDCSigningKey
+			expect string
+		}{
+			{key("rs1", "RS256", t0), ""},
+			{key("es1", "ES256", t1), ""},
+			{key("es2", "ES256", t2), "es1"},
+		} {
+			if err := db.RotateOIDCSigningKey(ctx, step.next, step.expect, step.next.Created, until); err != nil {
+				t.Fatalf("rotate to %s expecting %q: %v", step.next.ID, step.expect, err)
+			}
+		}
+		if err := db.RotateOIDCSigningKey(ctx, key("rs-x", "RS256", t2), "", t2, until); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("RS256 rotation expecting none while rs1 signs: %v, want ErrConflict", err)
+		}
+		state := func() map[string]bool { // id -> retired
+			t.Helper()
+			keys, err := db.ListOIDCSigningKeys(ctx, t2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]bool{}
+			for _, k := range keys {
+				out[k.ID] = !k.Retired.IsZero()
+			}
+			return out
+		}
+		if got, want := state(), map[string]bool{"rs1": false, "es1": true, "es2": false}; !maps.Equal(got, want) {
+			t.Fatalf("after rotating ES256: retired = %v, want %v", got, want)
+		}
+
+		// Retiring a key without successor: it stays published.
+		if err := db.RetireOIDCSigningKey(ctx, "es2", t2, until); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RetireOIDCSigningKey(ctx, "es2", until, until.Add(time.Hour)); err != nil {
+			t.Fatal(err) // a second retirement changes nothing
+		}
+		if got, want := state(), map[string]bool{"rs1": false, "es1": true, "es2": true}; !maps.Equal(got, want) {
+			t.Fatalf("after retiring es2: retired = %v, want %v", got, want)
+		}
+		if keys, _ := db.ListOIDCSigningKeys(ctx, until); len(keys) != 1 || keys[0].ID != "rs1" {
+			t.Errorf("at publish_until: %+v, want rs1 only", keys)
+		}
+		// With none left signing, the next ES256 key expects none.
+		if err := db.RotateOIDCSigningKey(ctx, key("es3", "ES256", t2), "", t2, until); err != nil {
+			t.Errorf("new ES256 key after retirement: %v", err)
 		}
 	})
 

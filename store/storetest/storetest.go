@@ -66,6 +66,7 @@ type Store interface {
 	RevokeOIDCUserGrants(ctx context.Context, userID, clientID string, now time.Time) (int, error)
 	ListOIDCSigningKeys(ctx context.Context, now time.Time) ([]store.OIDCSigningKey, error)
 	RotateOIDCSigningKey(ctx context.Context, next store.OIDCSigningKey, expectCurrent string, now, publishUntil time.Time) error
+	RetireOIDCSigningKey(ctx context.Context, id string, now, publishUntil time.Time) error
 	DeleteExpiredOIDC(ctx context.Context, now time.Time) (int64, error)
 
 	// Security keys (WebAuthn credentials).
