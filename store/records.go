@@ -122,7 +122,15 @@ func (db *DB) DeleteRecord(ctx context.Context, kind, id string) error {
 // concurrent writers kept winning.
 func (db *DB) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func(old []byte) ([]byte, error)) error {
 	if u := db.unit(ctx); u != nil {
-		return u.updateRecord(ctx, kind, id, now, fn)
+		if !spendAtOnce(ctx) || u.holds(kind, id) {
+			// Deferred: a compare-and-swap at commit, which fails the whole
+			// unit with ErrConflict if another request changed the record
+			// after this one read it.
+			return u.updateRecord(ctx, kind, id, now, fn)
+		}
+		// A budget (SpendAtOnce): written now, a lost race retried here;
+		// the unit then reads the new value.
+		defer u.forget(kind, id)
 	}
 	for attempt := 1; ; attempt++ {
 		err := db.updateRecordOnce(ctx, kind, id, now, fn)

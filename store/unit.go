@@ -25,8 +25,10 @@ import (
 // run at once, as without a unit, so attempts stay counted however the
 // request ends. UpdateRecord is deferred but stays a compare-and-swap: the
 // commit fails with ErrConflict (and writes nothing) when another writer
-// changed the record after this unit read it, so a one-time code is never
-// consumed twice.
+// changed the record after this unit read it. An update that spends a
+// budget other requests must see at once (a one-time code's tries and its
+// single use) is made with a context from SpendAtOnce: it is written
+// immediately, a lost race retried, as without a unit.
 //
 // After Commit (or a failed one) the context's calls go to the database
 // directly again. A Unit is safe for concurrent use, though a request
@@ -548,6 +550,29 @@ func (u *Unit) takeRecord(kind, id string, now time.Time) (value []byte, ok bool
 	value = r.value
 	r.exists, r.value, r.op = false, nil, opDelete
 	return value, true, nil
+}
+
+// holds reports whether the unit has a change of the record to write.
+func (u *Unit) holds(kind, id string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := u.records[recordKey{kind, id}]
+	return r != nil && r.op != opNone
+}
+
+type atOnceKey struct{}
+
+// SpendAtOnce returns ctx for an UpdateRecord that spends a budget
+// (a one-time code's tries, its single use): in a unit of work it is
+// written at once, in a transaction of its own, and a lost race is
+// retried, so parallel requests see it spent before the unit commits.
+func SpendAtOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, atOnceKey{}, true)
+}
+
+func spendAtOnce(ctx context.Context) bool {
+	v, _ := ctx.Value(atOnceKey{}).(bool)
+	return v
 }
 
 // forget drops what the unit cached of a record changed behind its back

@@ -171,11 +171,46 @@ func testUnit(t *testing.T, open func(t *testing.T) Store) {
 		if err := u2.Commit(bg); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("second commit of the same code: %v, want ErrConflict", err)
 		}
-		if got := outside(t, db, "loser"); got != "<none>" {
-			t.Errorf("the losing unit's other changes were written: %q", got)
+		if got := outside(t, db, "loser") + outside(t, db, "code"); got != "<none>used" {
+			t.Errorf("after the losing commit others see %q, want <none>used", got)
 		}
 		if n := audits(t, db, "unit.loser"); n != 0 {
 			t.Errorf("the losing unit's audit row was written")
+		}
+	})
+
+	t.Run("SpendAtOnce", func(t *testing.T) {
+		// An update that spends a budget (a code's tries, its single
+		// use): parallel requests see it before the unit commits.
+		db := openUnit(t)
+		mustPut(t, db, "unit", "code", []byte("fresh"), t0.Add(time.Hour))
+		use := func(ctx context.Context) error {
+			return db.UpdateRecord(store.SpendAtOnce(ctx), "unit", "code", t0, func(old []byte) ([]byte, error) {
+				if string(old) != "fresh" {
+					return nil, errors.New("used")
+				}
+				return []byte("used"), nil
+			})
+		}
+		ctx1, u1 := db.BeginUnit(bg)
+		ctx2, u2 := db.BeginUnit(bg)
+		if _, err := db.GetRecord(ctx1, "unit", "code", t0); err != nil {
+			t.Fatal(err) // cached by the unit before the update
+		}
+		if err := use(ctx1); err != nil {
+			t.Fatal(err)
+		}
+		if got := outside(t, db, "code"); got != "used" {
+			t.Errorf("after the update others see %q, want used", got)
+		}
+		if v, err := db.GetRecord(ctx1, "unit", "code", t0); err != nil || string(v) != "used" {
+			t.Errorf("the updating unit reads %q, %v; want used", v, err)
+		}
+		if err := use(ctx2); err == nil || err.Error() != "used" {
+			t.Errorf("a second unit used the code: %v", err)
+		}
+		if err := errors.Join(u1.Commit(bg), u2.Commit(bg)); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -223,7 +258,11 @@ func testUnit(t *testing.T, open func(t *testing.T) Store) {
 
 	t.Run("PartRolledBackAlone", func(t *testing.T) {
 		db := openUnit(t)
-		mustPut(t, db, "unit", "contended", []byte("a"), t0.Add(time.Hour))
+		cred := store.WebAuthnCredential{ID: "unit-cred", UserID: "alice", UserHandle: []byte("h"), Name: "Key",
+			Data: []byte("d"), Created: t0}
+		if err := db.AddWebAuthnCredential(bg, cred); err != nil {
+			t.Fatal(err)
+		}
 		ctx, u := db.BeginUnit(bg)
 		if err := db.PutRecord(ctx, "unit", "main", []byte("m"), t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
@@ -233,21 +272,29 @@ func testUnit(t *testing.T, open func(t *testing.T) Store) {
 			if err := db.PutRecord(ctx, "unit", "side", []byte("s"), t0.Add(time.Hour)); err != nil {
 				return err
 			}
-			return db.UpdateRecord(ctx, "unit", "contended", t0, func([]byte) ([]byte, error) { return []byte("b"), nil })
+			if err := db.AppendAudit(ctx, store.AuditEvent{Type: "unit.side"}); err != nil {
+				return err
+			}
+			return db.RenameWebAuthnCredential(ctx, "alice", "unit-cred", "Renamed")
 		}, func(err error) { dropped = err })
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Another request changes the record the part updated.
-		mustPut(t, db, "unit", "contended", []byte("c"), t0.Add(time.Hour))
+		// Another request removes the key the part renames.
+		if err := db.DeleteWebAuthnCredential(bg, "alice", "unit-cred"); err != nil {
+			t.Fatal(err)
+		}
 		if err := u.Commit(bg); err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
 		if !errors.Is(dropped, store.ErrConflict) {
 			t.Errorf("dropped with %v, want ErrConflict", dropped)
 		}
-		if got := outside(t, db, "main") + outside(t, db, "side") + outside(t, db, "contended"); got != "m<none>c" {
-			t.Errorf("after a dropped part others see %q, want m<none>c", got)
+		if got := outside(t, db, "main") + outside(t, db, "side"); got != "m<none>" {
+			t.Errorf("after a dropped part others see %q, want m<none>", got)
+		}
+		if n := audits(t, db, "unit.side"); n != 0 {
+			t.Errorf("the dropped part's audit row was written")
 		}
 	})
 }
