@@ -284,6 +284,17 @@ log:
 oidc:
   keys:
     algorithm: %s
+  # Every token request comes from one address (the bench's relying
+  # parties), up to -c at once, and each spends from both budgets before
+  # its secret is checked: the default 20 per address is below the number
+  # in flight under load.
+  client_auth_budget:
+    per_client:
+      limit: 1000000
+      window: 15m
+    per_ip:
+      limit: 1000000
+      window: 15m
   clients:
 `,
 		q("127.0.0.1:"+strconv.Itoa(port)), q("http://127.0.0.1:"+strconv.Itoa(port)),

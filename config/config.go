@@ -62,6 +62,7 @@ type Config struct {
 	OIDC     OIDC     `yaml:"oidc"`
 	Metrics  Metrics  `yaml:"metrics"`
 	Audit    Audit    `yaml:"audit"`
+	Consent  Consent  `yaml:"consent"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -435,6 +436,7 @@ func Default() Config {
 		OIDC:    defaultOIDC(),
 		Metrics: defaultMetrics(),
 		Audit:   defaultAudit(),
+		Consent: defaultConsent(),
 	}
 }
 

@@ -225,6 +225,16 @@ type OIDCClient struct {
 	// UserinfoInIDToken puts the profile and email claims into the ID token
 	// as well as the userinfo answer.
 	UserinfoInIDToken bool `yaml:"userinfo_in_id_token"`
+	// Consent is none (the default: clients are campus applications the
+	// university registered), once or always.
+	Consent string `yaml:"consent"`
+	// OptionalScopes are scopes whose claims the user may withhold on the
+	// consent page; the claims of every other granted scope are required.
+	OptionalScopes []string `yaml:"optional_scopes"`
+	// LogoURI is an https:// image shown on the consent page.
+	LogoURI string `yaml:"logo_uri"`
+	// TermsOfUse replaces consent.terms_of_use on this client's consent page.
+	TermsOfUse Localized `yaml:"terms_of_use"`
 	// IDTokenSignedResponseAlg signs this client's ID tokens (and JWT
 	// access tokens): RS256, ES256 or EdDSA; empty means oidc.keys.algorithm.
 	// The client registration metadata of the same name (OpenID Connect
@@ -498,6 +508,14 @@ func (c OIDCClaim) validate(v *validator, p string) {
 }
 
 func (c OIDCClient) validate(v *validator, p string, claimScopes map[string]bool, hasSalt bool) {
+	validateConsentMode(v, p+".consent", c.Consent)
+	validateLogoURL(v, p+".logo_uri", c.LogoURI)
+	validateTerms(v, p+".terms_of_use", c.TermsOfUse)
+	for j, s := range c.OptionalScopes {
+		if !slices.Contains(c.AllowedScopes(), s) {
+			v.add(fmt.Sprintf("%s.optional_scopes[%d]", p, j), "%q is not in the client's scopes", s)
+		}
+	}
 	if v.required(p+".id", c.ID) && !clientIDPattern.MatchString(c.ID) {
 		v.add(p+".id", "may contain only letters, digits and . _ ~ - (at most 128) (got %q)", c.ID)
 	}

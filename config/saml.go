@@ -138,6 +138,12 @@ type SAMLServiceProvider struct {
 	// RequireSignedRequests refuses unsigned AuthnRequests even if the
 	// metadata does not say AuthnRequestsSigned="true".
 	RequireSignedRequests bool `yaml:"require_signed_requests"`
+	// Consent is none, once or always; empty means once for an SP from a
+	// federation's metadata and none for one with its own metadata
+	// (ConsentModeOrDefault).
+	Consent string `yaml:"consent"`
+	// TermsOfUse replaces consent.terms_of_use on this SP's consent page.
+	TermsOfUse Localized `yaml:"terms_of_use"`
 }
 
 // Refresh returns how often this SP's metadata is re-read.
@@ -368,6 +374,8 @@ func (g SAMLSigning) validate(v *validator, p string, enabled bool) {
 }
 
 func (sp SAMLServiceProvider) validate(v *validator, p string, attributes map[string]int, enabled, federated bool) {
+	validateConsentMode(v, p+".consent", sp.Consent)
+	validateTerms(v, p+".terms_of_use", sp.TermsOfUse)
 	switch {
 	case sp.MetadataFile == "" && sp.MetadataURL == "":
 		if !federated {

@@ -114,6 +114,7 @@ func (c *Config) Validate(own ...Part) error {
 	c.OIDC.validate(v, "oidc")
 	c.Metrics.validate(v, "metrics")
 	c.Audit.validate(v, "audit")
+	c.Consent.validate(v, "consent")
 	c.validateRPID(v)
 	return errors.Join(v.errs...)
 }

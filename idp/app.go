@@ -127,7 +127,8 @@ type App struct {
 	brand     *brandAssets
 	codes     *mfa.Codes
 	box       *mfa.SecretBox
-	keys      KeyFactor // security keys, when plugged in (SetKeyFactor)
+	keys      KeyFactor   // security keys, when plugged in (SetKeyFactor)
+	consent   ConsentGate // attribute-release consent, when plugged in (SetConsent)
 	mux       *http.ServeMux
 	handler   http.Handler
 	// csrfExempt are path prefixes of protocol endpoints (HandleProtocol).

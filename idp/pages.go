@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/store"
 )
 
@@ -154,6 +155,16 @@ type userPage struct {
 	AuthTime string
 	AMR      []string
 	Trusted  []trustedRow
+	// ConsentOn: a consent step is plugged in; Consents are the
+	// remembered ones.
+	ConsentOn bool
+	Consents  []consentRow
+}
+
+type consentRow struct {
+	Service, Protocol, Given string
+	Name                     config.Localized
+	Released                 []string
 }
 
 // requireLogin returns the signed-in user, or starts a login that comes back
@@ -190,6 +201,18 @@ func (a *App) handleUserPage(w http.ResponseWriter, r *http.Request) {
 	for _, tb := range list {
 		page.Trusted = append(page.Trusted, trustedRow{ID: tb.ID, Label: tb.Label,
 			Created: formatWhen(tb.Created), LastUsed: formatWhen(tb.LastUsed)})
+	}
+	if a.consent != nil {
+		page.ConsentOn = true
+		consents, err := a.consent.Remembered(r.Context(), u.ID)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		for _, c := range consents {
+			page.Consents = append(page.Consents, consentRow{Service: c.Service, Protocol: c.Protocol,
+				Given: formatWhen(c.Given), Name: c.Name, Released: c.Released})
+		}
 	}
 	a.renderPage(w, r, http.StatusOK, "user", "", page)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/admin"
+	"github.com/campusidp/campusidp/idp/consent"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/idp/securitykeys"
@@ -213,6 +214,10 @@ func build(ctx context.Context, cfg *config.Config, logger *slog.Logger, ex *ext
 	}
 	in.app.Handle("GET /readyz", in.ready)
 	if err := admin.Mount(in.app, logger); err != nil {
+		in.Close()
+		return nil, err
+	}
+	if _, err := consent.Mount(in.app, logger); err != nil {
 		in.Close()
 		return nil, err
 	}

@@ -179,7 +179,7 @@ func (p *Provider) handleCallback(w http.ResponseWriter, r *http.Request) {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
 		return
 	}
-	if a.LoginTx == "" || a.IsDone {
+	if a.LoginTx == "" || a.IsDone || a.ConsentWait {
 		p.showError(w, r, http.StatusBadRequest, pageBadRequest, errors.New("authorization request has no login in progress"))
 		return
 	}
@@ -208,7 +208,6 @@ func (p *Provider) handleCallback(w http.ResponseWriter, r *http.Request) {
 // browser to the client with a code. afterForm: the browser arrives from
 // the login pages' form posts, so the last hop must not be a redirect.
 func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest, c *client, res *idp.AuthResult, afterForm bool) {
-	ctx := p.ctx(r)
 	if a.RequireMFA && !res.MFA || a.RequireKey && res.FactorMethod != idp.MethodSecurityKey {
 		// The login core never finishes without the demanded factor.
 		p.showError(w, r, http.StatusInternalServerError, pageInternal, errors.New("login finished without the required second factor"))
@@ -224,13 +223,24 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest
 		p.redirectError(w, r, a, oidc.ErrLoginRequired().WithDescription("the signed-in user is not the one hinted"), afterForm)
 		return
 	}
-	a.IsDone = true
 	a.UserID = res.User.ID
 	a.Subject = sub
 	a.AuthTime = res.AuthTime
 	a.AMR = res.AMR
 	a.ACR = p.cfg.OIDC.ACR.For(res.MFA, res.FactorMethod)
 	a.User = u
+	// The consent step comes after the factor step, before the code.
+	if !p.askConsent(w, r, a, c, afterForm) {
+		return
+	}
+	p.issueCode(w, r, a, afterForm)
+}
+
+// issueCode marks the request done and sends the browser to the client
+// with its code.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, a *authRequest, afterForm bool) {
+	ctx := p.ctx(r)
+	a.IsDone = true
 	if err := p.storage.saveAuthRequest(ctx, a); err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
 		return

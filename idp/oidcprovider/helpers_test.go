@@ -25,6 +25,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/consent"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
@@ -192,6 +193,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			return sender.Send(ctx, mail.Message{To: m.To, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 		})})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The consent step is mounted as in the binary; clients ask for it
+	// only when their config says so (the default is none).
+	if _, err := consent.Mount(app, logger); err != nil {
 		t.Fatal(err)
 	}
 	down := &atomic.Bool{}

@@ -233,6 +233,7 @@ func (p *Provider) Mount(app App) {
 	app.Handle("GET "+pathJWKS, p.op)
 	app.HandleProtocol(pathAuthorize, pathAuthorize, http.HandlerFunc(p.handleAuthorize))
 	app.Handle("GET "+pathCallback, http.HandlerFunc(p.handleCallback))
+	app.Handle("GET "+pathConsented, http.HandlerFunc(p.handleConsented))
 	app.HandleProtocol("POST "+pathToken, "/oauth/", p.limitClientAuth("token", http.HandlerFunc(p.handleToken)))
 	app.HandleProtocol("POST "+pathIntrospect, "/oauth/", p.limitClientAuth("introspection", noStore(p.op)))
 	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.limitClientAuth("revocation", p.op))

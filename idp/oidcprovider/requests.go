@@ -29,9 +29,11 @@ type authRequest struct {
 	RequireMFA  bool   `json:"require_mfa,omitempty"`
 	// RequireKey: acr_values asked for a phishing-resistant login (a
 	// security key or passkey only).
-	RequireKey bool      `json:"require_key,omitempty"`
-	LoginTx    string    `json:"login_tx,omitempty"`
-	Created    time.Time `json:"created"`
+	RequireKey bool   `json:"require_key,omitempty"`
+	LoginTx    string `json:"login_tx,omitempty"`
+	// ConsentWait: the login is finished and the consent page is open.
+	ConsentWait bool      `json:"consent_wait,omitempty"`
+	Created     time.Time `json:"created"`
 
 	// Set once the login is finished.
 	IsDone   bool      `json:"done,omitempty"`

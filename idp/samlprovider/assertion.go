@@ -111,9 +111,13 @@ func (p *Provider) computedValues(def config.SAMLAttribute, spEntityID string, u
 // in the order of saml.attributes, from the directory attributes read at
 // login and the computed identifiers. Attributes without values are left
 // out.
-func (p *Provider) releasedAttributes(sp *ServiceProvider, u *idp.SessionUser) []saml.Attribute {
+// When consent is given, only the attributes it releases are built.
+func (p *Provider) releasedAttributes(sp *ServiceProvider, u *idp.SessionUser, consent *idp.ConsentResult) []saml.Attribute {
 	var out []saml.Attribute
 	for _, name := range p.ReleaseFor(sp).All() {
+		if consent != nil && !consent.Releases(name) {
+			continue
+		}
 		def, ok := p.attributes[name]
 		if !ok {
 			continue
@@ -163,7 +167,7 @@ func directoryValues(attrs map[string][]string, name string) []string {
 
 // sessionFor turns the login core's result into the crewjam session for
 // one SP: its NameID and the attributes released to it.
-func (p *Provider) sessionFor(a *authnRequest, res *idp.AuthResult) (*saml.Session, error) {
+func (p *Provider) sessionFor(a *authnRequest, res *idp.AuthResult, consent *idp.ConsentResult) (*saml.Session, error) {
 	u := &res.User
 	nameID, err := p.nameIDValue(a.nameIDFormat, a.sp.Entity.EntityID, u)
 	if err != nil {
@@ -179,7 +183,7 @@ func (p *Provider) sessionFor(a *authnRequest, res *idp.AuthResult) (*saml.Sessi
 		UserEmail:        u.Mail,
 		UserCommonName:   u.DisplayName,
 		Groups:           append([]string(nil), u.Groups...),
-		CustomAttributes: p.releasedAttributes(a.sp, u),
+		CustomAttributes: p.releasedAttributes(a.sp, u, consent),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package samlprovider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/xml"
@@ -47,6 +48,9 @@ type EntityInfo struct {
 	SubjectIDRequirement string
 	// DisplayName is the SP's mdui:DisplayName in Japanese and English.
 	DisplayName config.Localized
+	// Logo is the SP's mdui:Logo (https only; Japanese, else English, else
+	// one without a language), shown on the consent page.
+	Logo string
 }
 
 // fedState is one federation with its last good aggregate.
@@ -342,7 +346,17 @@ func readEntityInfo(el *etree.Element, inherited string) EntityInfo {
 				if ui.Tag != "UIInfo" || ui.NamespaceURI() != mduiNamespace {
 					continue
 				}
+				logos := map[string]string{}
 				for _, dn := range ui.ChildElements() {
+					if dn.Tag == "Logo" {
+						if u := strings.TrimSpace(dn.Text()); strings.HasPrefix(u, "https://") && len(u) <= 2048 {
+							lang := dn.SelectAttrValue("xml:lang", "")
+							if _, seen := logos[lang]; !seen {
+								logos[lang] = u
+							}
+						}
+						continue
+					}
 					if dn.Tag != "DisplayName" {
 						continue
 					}
@@ -353,6 +367,7 @@ func readEntityInfo(el *etree.Element, inherited string) EntityInfo {
 						info.DisplayName.EN = strings.TrimSpace(dn.Text())
 					}
 				}
+				info.Logo = cmp.Or(logos["ja"], logos["en"], logos[""])
 			}
 		}
 		break

@@ -33,6 +33,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
+	"github.com/campusidp/campusidp/idp/consent"
 	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
@@ -167,6 +168,8 @@ type env struct {
 	logs  *testenv.SyncBuffer
 	dir   string
 	sites map[string]spSite
+	// withConsent mounts the consent step (idp/consent).
+	withConsent bool
 }
 
 type envOption func(*env, *config.Config)
@@ -297,6 +300,11 @@ func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 		Mailer: mailer, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.withConsent {
+		if _, err := consent.Mount(e.app, logger); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.prov, err = samlprovider.New(ctx, e.app, samlprovider.Options{Config: &cfg, Store: db, Logger: logger})
 	if err != nil {

@@ -215,6 +215,7 @@ func (p *Provider) mount() {
 	p.app.HandleProtocol("POST "+PathSSO, PathSSO, http.HandlerFunc(p.handleSSO))
 	p.app.Handle("GET "+PathContinue, http.HandlerFunc(p.handleContinue))
 	p.app.Handle("GET "+PathResume, http.HandlerFunc(p.handleResume))
+	p.app.Handle("GET "+PathConsented, http.HandlerFunc(p.handleConsented))
 	p.app.Handle("GET "+PathRefused, http.HandlerFunc(p.handleRefused))
 	p.app.Handle("GET "+PathSLO, http.HandlerFunc(p.handleSLO))
 	p.app.HandleProtocol("POST "+PathSLO, PathSLO, http.HandlerFunc(p.handleSLO))

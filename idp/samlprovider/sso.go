@@ -33,6 +33,8 @@ type pendingAuthn struct {
 	Request    []byte `json:"request"` // the verified XML
 	RelayState string `json:"relay_state,omitempty"`
 	TxID       string `json:"tx_id,omitempty"` // set once a login transaction runs
+	// Result is the finished login while the consent page is open.
+	Result *idp.AuthResult `json:"result,omitempty"`
 }
 
 func randomID() string {
@@ -149,6 +151,9 @@ type sessionProvider struct {
 	p      *Provider
 	a      *authnRequest
 	result *idp.AuthResult
+	// consent is the user's answer when it is already known (back from
+	// the consent page); nil means the consent step is still to be asked.
+	consent *idp.ConsentResult
 }
 
 func (s *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, _ *saml.IdpAuthnRequest) *saml.Session {
@@ -187,7 +192,16 @@ func (s *sessionProvider) GetSession(w http.ResponseWriter, r *http.Request, _ *
 }
 
 func (s *sessionProvider) session(w http.ResponseWriter, r *http.Request, res *idp.AuthResult) *saml.Session {
-	session, err := s.p.sessionFor(s.a, res)
+	if s.consent == nil {
+		// The consent step comes after the factor step and before
+		// anything is issued to the SP.
+		c, ok := s.p.askConsent(w, r, s.a, res)
+		if !ok {
+			return nil
+		}
+		s.consent = c
+	}
+	session, err := s.p.sessionFor(s.a, res, s.consent)
 	if errors.Is(err, errNoNameID) {
 		s.p.log.WarnContext(r.Context(), "no NameID value for the user", "request_id", idp.RequestID(r.Context()),
 			"sp", s.a.sp.Entity.EntityID, "format", s.a.nameIDFormat)

@@ -22,6 +22,7 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/admin"
+	"github.com/campusidp/campusidp/idp/consent"
 	"github.com/campusidp/campusidp/idp/securitykeys"
 	"github.com/campusidp/campusidp/internal/testldap"
 	"github.com/campusidp/campusidp/internal/testsmtp"
@@ -191,6 +192,9 @@ func NewWithLDAP(t testing.TB, ls *testldap.Server, opts ...Option) *Env {
 	}
 	if err := admin.Mount(app, logger); err != nil {
 		t.Fatalf("testenv: console: %v", err)
+	}
+	if _, err := consent.Mount(app, logger); err != nil {
+		t.Fatalf("testenv: consent: %v", err)
 	}
 	keys, err := securitykeys.Mount(securitykeys.Options{App: app, Store: db, Logger: logger})
 	if err != nil && !errors.Is(err, securitykeys.ErrNoDomain) {
