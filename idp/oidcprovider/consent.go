@@ -91,6 +91,13 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a *authReq
 		a.Scopes = releasedScopes(a.Scopes, req, answer)
 		return true
 	}
+	if a.promptNone() {
+		// prompt=none shows no page: the client learns that consent is
+		// needed (OpenID Connect Core 3.1.2.6).
+		p.redirectError(w, r, a, &oidc.Error{ErrorType: "consent_required",
+			Description: "the user must consent to the release of the requested information"}, afterForm)
+		return false
+	}
 	a.ConsentWait = true
 	if err := p.storage.saveAuthRequest(ctx, a); err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)

@@ -145,10 +145,21 @@ func TestConsentOptionalClaimOnlyWhenTicked(t *testing.T) {
 // TestConsentDeclinedSendsAccessDenied: declining shows a page whose link
 // takes access_denied (with the state) to the client; no code is issued.
 func TestConsentDeclinedSendsAccessDenied(t *testing.T) {
-	e := newEnv(t, consentClient(config.ConsentAlways))
+	e := newEnv(t, consentClient(config.ConsentAlways), func(c *config.Config) {
+		c.OIDC.Clients[0].LogoURI = "https://portal.campus.example/logo.png"
+	})
 	r := e.rp("web")
 	b := e.browser()
 	f, p := b.authorize(r, testldap.Alice)
+	// The client's logo is shown, and the page's policy allows images from
+	// its origin only (besides its own).
+	if !strings.Contains(p.Body, `<img class="service-logo" src="https://portal.campus.example/logo.png"`) {
+		t.Error("the consent page lacks the client's logo")
+	}
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: https://portal.campus.example;") ||
+		strings.Count(csp, "img-src") != 1 || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("consent page CSP = %q", csp)
+	}
 	if strings.Contains(p.Body, `name="remember"`) {
 		t.Error("consent: always offers to remember")
 	}
@@ -169,5 +180,22 @@ func TestConsentDeclinedSendsAccessDenied(t *testing.T) {
 	}
 	if e.auditCount("consent_declined") != 1 || e.auditCount("oidc_code_issued") != 0 {
 		t.Errorf("audit: declined %d, codes %d", e.auditCount("consent_declined"), e.auditCount("oidc_code_issued"))
+	}
+}
+
+// TestConsentPromptNoneAnswersConsentRequired: with consent: always, a
+// prompt=none request from a signed-in browser cannot show the page and
+// answers consent_required.
+func TestConsentPromptNoneAnswersConsentRequired(t *testing.T) {
+	e := newEnv(t, consentClient(config.ConsentAlways))
+	r := e.rp("web")
+	b := e.browser()
+	f, p := b.authorize(r, testldap.Alice)
+	r.codeFrom(b.answerConsent(p, "accept", false), f)
+
+	f = r.start(oauth2.SetAuthURLParam("prompt", "none"))
+	q := r.answer(b.Get(f.url))
+	if q.Get("error") != "consent_required" || q.Get("state") != f.state || q.Get("code") != "" {
+		t.Errorf("prompt=none needing consent answered %v", q)
 	}
 }

@@ -85,6 +85,11 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a *authnRe
 	if c != nil {
 		return c, true
 	}
+	if a.isPassive() {
+		// IsPassive forbids any page, the consent page too.
+		p.sendStatus(w, r, a, saml.StatusResponder, saml.StatusNoPassive)
+		return nil, false
+	}
 	pa := &pendingAuthn{SP: a.sp.Entity.EntityID, Request: a.xml, RelayState: a.relayState, Result: res}
 	if err := p.savePending(ctx, id, pa); err != nil {
 		p.serverError(w, r, err)

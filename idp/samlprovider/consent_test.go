@@ -232,3 +232,40 @@ func TestConsentDefaultIsNoneForOwnMetadata(t *testing.T) {
 		t.Errorf("federation SP default = %q, want once", got)
 	}
 }
+
+// TestConsentAskedAgainWhenValuesChange: a remembered consent is the
+// user's (not the browser's), and covers the values released: when the
+// directory changes a released value, the next login asks again. An
+// IsPassive request that would need the page answers NoPassive.
+func TestConsentAskedAgainWhenValuesChange(t *testing.T) {
+	site := consentSite(t)
+	e := newEnv(t, optionalMFA, withConsentStep, withSP(site, config.SAMLServiceProvider{Consent: config.ConsentOnce}))
+	u := testldap.Alice
+
+	b := e.browser()
+	_, p := b.loginAt(site, u)
+	b.expectPost(b.answerConsent(p, "accept", true))
+
+	// Another browser of the same user: remembered.
+	b2 := e.browser()
+	_, p = b2.loginAt(site, u)
+	b2.expectPost(p)
+
+	e.ldap.Modify(t, "dn: "+u.DN+"\nchangetype: modify\nreplace: mail\nmail: alice.new@campus.example\n")
+	b3 := e.browser()
+	_, p = b3.loginAt(site, u)
+	b3.consentPage(p)
+	if !strings.Contains(p.Body, "alice.new@campus.example") {
+		t.Error("the consent page does not show the new value")
+	}
+
+	// IsPassive from the signed-in browser: no page, NoPassive.
+	sp := e.serviceProvider(site)
+	sp.IsPassive = true
+	_, target := redirectURL(t, sp, "")
+	post := b3.expectPost(b3.Follow(b3.Get(target)))
+	raw, _ := base64.StdEncoding.DecodeString(post.response)
+	if !strings.Contains(string(raw), "status:NoPassive") || strings.Contains(string(raw), "Assertion") {
+		t.Errorf("IsPassive needing consent answered:\n%s", raw)
+	}
+}
