@@ -174,7 +174,7 @@ func (c *Consent) Decide(ctx context.Context, userID string, req idp.ConsentRequ
 		return nil, "", fmt.Errorf("consent: ReturnTo must be a local path, got %q", req.ReturnTo)
 	}
 	now := c.app.Now()
-	if req.Mode == config.ConsentOnce {
+	if req.Mode == config.ConsentOnce && !req.Ask {
 		all, err := c.load(ctx, userID)
 		if err != nil {
 			return nil, "", err
