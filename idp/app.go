@@ -289,6 +289,7 @@ func (a *App) routes() {
 	h = a.followAccountStatus(h)
 	h = a.sessionTimeouts(h)
 	h = a.sessions.LoadAndSave(h)
+	h = a.unitOfWork(h)
 	h = a.securityHeaders(h)
 	h = a.recoverPanics(h)
 	h = a.requestContext(h)

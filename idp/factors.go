@@ -231,13 +231,22 @@ func (a *App) trustBrowser(ctx context.Context, w http.ResponseWriter, r *http.R
 	tb := trustedBrowser{UserID: userID, Label: browserLabel(r.UserAgent()), Created: now, LastUsed: now,
 		Expires: now.Add(a.cfg.MFA.TrustedBrowserLifetime)}
 	raw, _ := json.Marshal(tb)
-	if err := a.auditSecurity(ctx, "trusted_browser_added", userID, map[string]string{"label": tb.Label}); err != nil {
-		return err
-	}
-	if err := a.store.PutRecord(ctx, recordTrusted, id, raw, tb.Expires); err != nil {
-		return err
-	}
-	if err := a.updateTrustedIndex(ctx, userID, func(ids []string) []string { return append(ids, id) }); err != nil {
+	// Remembering the browser is a side effect of a login that passed: if
+	// the store refuses it (its audit row) at commit, the login goes on
+	// without it, and the cookie is taken back before the response goes out.
+	err := store.Part(ctx, func(ctx context.Context) error {
+		if err := a.auditSecurity(ctx, "trusted_browser_added", userID, map[string]string{"label": tb.Label}); err != nil {
+			return err
+		}
+		if err := a.store.PutRecord(ctx, recordTrusted, id, raw, tb.Expires); err != nil {
+			return err
+		}
+		return a.updateTrustedIndex(ctx, userID, func(ids []string) []string { return append(ids, id) })
+	}, func(err error) {
+		a.log.WarnContext(ctx, "remembering the browser failed; the login goes on", "request_id", requestID(ctx), "error", err)
+		dropCookie(w.Header(), trustedCookie)
+	})
+	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -375,4 +384,18 @@ func browserLabel(ua string) string {
 		return browser
 	}
 	return browser + " / " + system
+}
+
+// dropCookie removes the Set-Cookie lines of the named cookie from h.
+func dropCookie(h http.Header, name string) {
+	var keep []string
+	for _, v := range h.Values("Set-Cookie") {
+		if !strings.HasPrefix(v, name+"=") {
+			keep = append(keep, v)
+		}
+	}
+	h.Del("Set-Cookie")
+	for _, v := range keep {
+		h.Add("Set-Cookie", v)
+	}
 }

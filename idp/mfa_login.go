@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/campusidp/campusidp/mfa"
+	"github.com/campusidp/campusidp/store"
 )
 
 type mfaPage struct {
@@ -224,7 +225,8 @@ func (a *App) verifyTOTP(ctx context.Context, userID, code string) error {
 	if err := a.codes.SpendTry(ctx, a.factorSubject(ctx, userID)); err != nil {
 		return err
 	}
-	err := a.updateFactors(ctx, userID, func(f *Factors) error {
+	// The last step is a single use other requests must see spent now.
+	err := a.updateFactors(store.SpendAtOnce(ctx), userID, func(f *Factors) error {
 		if f.TOTP == nil {
 			return mfa.ErrCodeInvalid
 		}
@@ -272,7 +274,8 @@ func (a *App) useRecoveryCode(ctx context.Context, userID, typed string) error {
 	}
 	hash := mfa.RecoveryHash(a.secretKey(), typed)
 	remaining := 0
-	err := a.updateFactors(ctx, userID, func(f *Factors) error {
+	// A recovery code is single use: spent now, not at the commit.
+	err := a.updateFactors(store.SpendAtOnce(ctx), userID, func(f *Factors) error {
 		for i, h := range f.Recovery {
 			if hmac.Equal([]byte(h), []byte(hash)) {
 				f.Recovery = append(f.Recovery[:i:i], f.Recovery[i+1:]...)

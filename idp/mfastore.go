@@ -34,8 +34,11 @@ func (m mfaStore) GetRecord(ctx context.Context, kind, id string, now time.Time)
 	return v, notFound(err)
 }
 
+// UpdateRecord spends a code's tries and its single use: parallel guesses
+// must each see the others' tries, so it is written at once rather than
+// with the request's other changes.
 func (m mfaStore) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func([]byte) ([]byte, error)) error {
-	return notFound(m.s.UpdateRecord(ctx, kind, id, now, fn))
+	return notFound(m.s.UpdateRecord(store.SpendAtOnce(ctx), kind, id, now, fn))
 }
 
 // ResetPrefix lets mfa.Codes.Unlock clear the per-session budgets.

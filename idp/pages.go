@@ -145,7 +145,9 @@ func (a *App) auditAs(ctx context.Context, typ, actor, subject string, detail ma
 	if err := a.store.AppendAudit(ctx, e); err != nil {
 		return err
 	}
-	a.recordAudit(ctx, e)
+	// The sink hears of the event once the log holds it: after the
+	// request's unit of work commits.
+	store.OnCommit(ctx, func() { a.recordAudit(context.WithoutCancel(ctx), e) })
 	return nil
 }
 

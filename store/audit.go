@@ -50,13 +50,13 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var detail sql.NullString
-	if len(e.Detail) > 0 {
-		b, err := json.Marshal(e.Detail)
-		if err != nil {
-			return fmt.Errorf("store: append audit: %w", err)
-		}
-		detail = sql.NullString{String: string(b), Valid: true}
+	detail, err := auditDetail(e)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if u := db.unit(ctx); u != nil {
+		u.appendAudit(e)
+		return nil
 	}
 	if _, err := db.q.appendAudit.ExecContext(ctx, nanos(e.Time), e.Type, e.Actor, e.Subject,
 		e.ClientIP, e.UserAgent, e.RequestID, detail); err != nil {

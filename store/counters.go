@@ -37,6 +37,9 @@ type Counter struct {
 // the counter's window has ended (or there is none), a new window
 // [now, now+window) starts with a count of 1.
 func (db *DB) HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (Counter, error) {
+	if err := db.resetPending(ctx, key); err != nil {
+		return Counter{}, err
+	}
 	if key == "" {
 		return Counter{}, errors.New("store: hit counter: empty key")
 	}
@@ -57,6 +60,9 @@ func (db *DB) HitCounter(ctx context.Context, key string, now time.Time, window 
 // for an attempt that failed because of an outage rather than the user.
 // A counter whose window has ended is left alone.
 func (db *DB) UndoCounter(ctx context.Context, key string, now time.Time) error {
+	if err := db.resetPending(ctx, key); err != nil {
+		return err
+	}
 	if _, err := db.q.undoCounter.ExecContext(ctx, key, nanos(now)); err != nil {
 		return fmt.Errorf("store: undo counter: %w", err)
 	}
@@ -66,6 +72,9 @@ func (db *DB) UndoCounter(ctx context.Context, key string, now time.Time) error 
 // GetCounter returns the counter for key, or the zero Counter if there is
 // none or its window ended at or before now.
 func (db *DB) GetCounter(ctx context.Context, key string, now time.Time) (Counter, error) {
+	if err := db.resetPending(ctx, key); err != nil {
+		return Counter{}, err
+	}
 	var c Counter
 	var start, reset int64
 	err := db.q.getCounter.QueryRowContext(ctx, key, nanos(now)).Scan(&c.Count, &start, &reset)
@@ -81,6 +90,10 @@ func (db *DB) GetCounter(ctx context.Context, key string, now time.Time) (Counte
 
 // ResetCounter deletes the counter for key.
 func (db *DB) ResetCounter(ctx context.Context, key string) error {
+	if u := db.unit(ctx); u != nil {
+		u.resetCounter(key)
+		return nil
+	}
 	if _, err := db.q.resetCounter.ExecContext(ctx, key); err != nil {
 		return fmt.Errorf("store: reset counter: %w", err)
 	}
@@ -100,4 +113,17 @@ func (db *DB) ResetCountersWithPrefix(ctx context.Context, prefix string) (int, 
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// resetPending writes now a reset of key that the request's unit holds:
+// a counter read or spent after its reset must find it done.
+func (db *DB) resetPending(ctx context.Context, key string) error {
+	u := db.unit(ctx)
+	if u == nil || !u.takeReset(key) {
+		return nil
+	}
+	if _, err := db.q.resetCounter.ExecContext(ctx, key); err != nil {
+		return fmt.Errorf("store: reset counter: %w", err)
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ type DB struct {
 // queries are the statements on the hot path, prepared once at Open.
 type queries struct {
 	putRecord, getRecord, takeRecord, deleteRecord *sql.Stmt
+	getRecordFull                                  *sql.Stmt
 	lockRecord, casRecord                          *sql.Stmt
 
 	hitCounter, undoCounter, getCounter, resetCounter *sql.Stmt
@@ -85,12 +86,13 @@ func (db *DB) prepare(ctx context.Context) error {
 	}
 	w, r := db.write, db.read
 	db.q = queries{
-		putRecord:    prep(w, qPutRecord),
-		getRecord:    prep(r, qGetRecord),
-		takeRecord:   prep(w, qTakeRecord),
-		deleteRecord: prep(w, qDeleteRecord),
-		lockRecord:   prep(w, qLockRecord+db.dialect.forUpdate),
-		casRecord:    prep(w, qCASRecord),
+		putRecord:     prep(w, qPutRecord),
+		getRecord:     prep(r, qGetRecord),
+		getRecordFull: prep(r, qGetRecordFull),
+		takeRecord:    prep(w, qTakeRecord),
+		deleteRecord:  prep(w, qDeleteRecord),
+		lockRecord:    prep(w, qLockRecord+db.dialect.forUpdate),
+		casRecord:     prep(w, qCASRecord),
 
 		hitCounter:   prep(w, qHitCounter),
 		undoCounter:  prep(w, qUndoCounter),

@@ -13,11 +13,12 @@ const (
 	qPutRecord = `INSERT INTO records (kind, id, value, expires_at, version) VALUES ($1, $2, $3, $4, 1)
 ON CONFLICT (kind, id) DO UPDATE SET
 	value = excluded.value, expires_at = excluded.expires_at, version = records.version + 1`
-	qGetRecord    = `SELECT value FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3`
-	qTakeRecord   = `DELETE FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3 RETURNING value`
-	qDeleteRecord = `DELETE FROM records WHERE kind = $1 AND id = $2`
-	qLockRecord   = `SELECT value, version FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3`
-	qCASRecord    = `UPDATE records SET value = $1, version = version + 1
+	qGetRecord     = `SELECT value FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3`
+	qGetRecordFull = `SELECT value, expires_at, version FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3`
+	qTakeRecord    = `DELETE FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3 RETURNING value`
+	qDeleteRecord  = `DELETE FROM records WHERE kind = $1 AND id = $2`
+	qLockRecord    = `SELECT value, version FROM records WHERE kind = $1 AND id = $2 AND expires_at > $3`
+	qCASRecord     = `UPDATE records SET value = $1, version = version + 1
 WHERE kind = $2 AND id = $3 AND version = $4`
 )
 
@@ -47,6 +48,10 @@ func (db *DB) PutRecord(ctx context.Context, kind, id string, value []byte, expi
 	if value == nil {
 		value = []byte{} // the column is NOT NULL
 	}
+	if u := db.unit(ctx); u != nil {
+		u.putRecord(kind, id, value, expires)
+		return nil
+	}
 	if _, err := db.q.putRecord.ExecContext(ctx, kind, id, value, nanos(expires)); err != nil {
 		return fmt.Errorf("store: put record %s: %w", kind, err)
 	}
@@ -56,6 +61,9 @@ func (db *DB) PutRecord(ctx context.Context, kind, id string, value []byte, expi
 // GetRecord returns the value of (kind, id), or ErrNotFound if there is none
 // or it expired at or before now.
 func (db *DB) GetRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error) {
+	if u := db.unit(ctx); u != nil {
+		return u.getRecord(ctx, kind, id, now)
+	}
 	var value []byte
 	err := db.q.getRecord.QueryRowContext(ctx, kind, id, nanos(now)).Scan(&value)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -71,6 +79,14 @@ func (db *DB) GetRecord(ctx context.Context, kind, id string, now time.Time) ([]
 // concurrent callers exactly one gets the value: the basis of single-use
 // codes. It returns ErrNotFound if the record is missing or expired.
 func (db *DB) TakeRecord(ctx context.Context, kind, id string, now time.Time) ([]byte, error) {
+	if u := db.unit(ctx); u != nil {
+		// A record this request wrote is not visible to any other yet, so
+		// taking it here is as single as taking it in the database.
+		if v, ok, err := u.takeRecord(kind, id, now); ok {
+			return v, err
+		}
+		defer u.forget(kind, id)
+	}
 	var value []byte
 	err := db.q.takeRecord.QueryRowContext(ctx, kind, id, nanos(now)).Scan(&value)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -84,6 +100,10 @@ func (db *DB) TakeRecord(ctx context.Context, kind, id string, now time.Time) ([
 
 // DeleteRecord removes (kind, id); removing a missing record is not an error.
 func (db *DB) DeleteRecord(ctx context.Context, kind, id string) error {
+	if u := db.unit(ctx); u != nil {
+		u.deleteRecord(kind, id)
+		return nil
+	}
 	if _, err := db.q.deleteRecord.ExecContext(ctx, kind, id); err != nil {
 		return fmt.Errorf("store: delete record %s: %w", kind, err)
 	}
@@ -101,6 +121,17 @@ func (db *DB) DeleteRecord(ctx context.Context, kind, id string) error {
 // own error unchanged if fn fails (nothing is written), and ErrConflict if
 // concurrent writers kept winning.
 func (db *DB) UpdateRecord(ctx context.Context, kind, id string, now time.Time, fn func(old []byte) ([]byte, error)) error {
+	if u := db.unit(ctx); u != nil {
+		if !spendAtOnce(ctx) || u.holds(kind, id) {
+			// Deferred: a compare-and-swap at commit, which fails the whole
+			// unit with ErrConflict if another request changed the record
+			// after this one read it.
+			return u.updateRecord(ctx, kind, id, now, fn)
+		}
+		// A budget (SpendAtOnce): written now, a lost race retried here;
+		// the unit then reads the new value.
+		defer u.forget(kind, id)
+	}
 	for attempt := 1; ; attempt++ {
 		err := db.updateRecordOnce(ctx, kind, id, now, fn)
 		if !errors.Is(err, errVersionChanged) {

@@ -32,6 +32,9 @@ func (db *DB) AddRecord(ctx context.Context, kind, id string, value []byte, expi
 	if value == nil {
 		value = []byte{}
 	}
+	if u := db.unit(ctx); u != nil {
+		defer u.forget(kind, id)
+	}
 	res, err := db.write.ExecContext(ctx, qAddRecord, kind, id, value, nanos(expires), nanos(now))
 	if err != nil {
 		return fmt.Errorf("store: add record %s: %w", kind, err)

@@ -53,6 +53,11 @@ func (db *DB) SessionStore() *SessionStore { return &SessionStore{db: db} }
 // FindCtx returns the data of an unexpired session; found is false for an
 // unknown or expired token.
 func (s *SessionStore) FindCtx(ctx context.Context, token string) (data []byte, found bool, err error) {
+	if u := s.db.unit(ctx); u != nil {
+		if data, found, ok := u.findSession(token, time.Now()); ok {
+			return data, found, nil
+		}
+	}
 	err = s.db.q.findSession.QueryRowContext(ctx, token, time.Now().UnixNano()).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
@@ -68,6 +73,10 @@ func (s *SessionStore) CommitCtx(ctx context.Context, token string, data []byte,
 	if data == nil {
 		data = []byte{}
 	}
+	if u := s.db.unit(ctx); u != nil {
+		u.commitSession(token, data, expiry)
+		return nil
+	}
 	if _, err := s.db.q.commitSession.ExecContext(ctx, token, data, nanos(expiry)); err != nil {
 		return fmt.Errorf("store: commit session: %w", err)
 	}
@@ -77,6 +86,10 @@ func (s *SessionStore) CommitCtx(ctx context.Context, token string, data []byte,
 // DeleteCtx removes the session and its user binding; an unknown token is
 // not an error.
 func (s *SessionStore) DeleteCtx(ctx context.Context, token string) error {
+	if u := s.db.unit(ctx); u != nil {
+		u.deleteSession(token)
+		return nil
+	}
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, s.db.q.deleteSession).ExecContext(ctx, token); err != nil {
 			return err
@@ -140,6 +153,10 @@ func (s *SessionStore) All() (map[string][]byte, error) {
 func (db *DB) BindSessionUser(ctx context.Context, token, userID string) error {
 	if token == "" || userID == "" {
 		return errors.New("store: bind session user: empty token or user")
+	}
+	if u := db.unit(ctx); u != nil {
+		u.bindSession(token, userID, time.Now())
+		return nil
 	}
 	if _, err := db.q.bindSession.ExecContext(ctx, token, userID, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("store: bind session user: %w", err)

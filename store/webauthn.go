@@ -51,6 +51,19 @@ func (db *DB) AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential) e
 	if err := checkCredential(c); err != nil {
 		return fmt.Errorf("store: add webauthn credential: %w", err)
 	}
+	if db.unit(ctx) != nil {
+		// In a request's unit: checked now, written at commit (a
+		// registration of the same ID racing this one fails the commit).
+		switch _, err := db.GetWebAuthnCredential(ctx, c.ID); {
+		case err == nil:
+			return ErrCredentialExists
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("store: add webauthn credential: %w", err)
+		}
+		db.deferExec(ctx, "add webauthn credential", true, qInsertWebAuthn, c.ID, c.UserID, c.UserHandle, c.Name, c.AAGUID,
+			int64(c.SignCount), c.Data, nanos(c.Created))
+		return nil
+	}
 	res, err := db.write.ExecContext(ctx, qInsertWebAuthn, c.ID, c.UserID, c.UserHandle, c.Name, c.AAGUID,
 		int64(c.SignCount), c.Data, nanos(c.Created))
 	if err != nil {
@@ -123,6 +136,19 @@ func (db *DB) UseWebAuthnCredential(ctx context.Context, id string, prevUses int
 	if len(data) == 0 {
 		return errors.New("store: use webauthn credential: empty data")
 	}
+	if db.unit(ctx) != nil {
+		// The compare-and-set happens at commit: of two requests that
+		// checked an assertion against the same state, one commits and the
+		// other's whole request fails with ErrConflict.
+		switch c, err := db.GetWebAuthnCredential(ctx, id); {
+		case err != nil:
+			return err
+		case c.Uses != prevUses:
+			return fmt.Errorf("store: use webauthn credential: %w", ErrConflict)
+		}
+		db.deferExec(ctx, "use webauthn credential", true, qUseWebAuthn, int64(signCount), data, nanos(now), id, prevUses)
+		return nil
+	}
 	res, err := db.write.ExecContext(ctx, qUseWebAuthn, int64(signCount), data, nanos(now), id, prevUses)
 	if err != nil {
 		return fmt.Errorf("store: use webauthn credential: %w", err)
@@ -143,22 +169,58 @@ func (db *DB) UseWebAuthnCredential(ctx context.Context, id string, prevUses int
 // RenameWebAuthnCredential renames one of the user's credentials; it
 // returns ErrNotFound if the user has no credential with this ID.
 func (db *DB) RenameWebAuthnCredential(ctx context.Context, userID, id, name string) error {
-	res, err := db.write.ExecContext(ctx, `UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3`,
-		name, id, userID)
+	const q = `UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3`
+	if db.unit(ctx) != nil {
+		if err := db.ownCredential(ctx, userID, id); err != nil {
+			return err
+		}
+		db.deferExec(ctx, "rename webauthn credential", true, q, name, id, userID)
+		return nil
+	}
+	res, err := db.write.ExecContext(ctx, q, name, id, userID)
 	return affectedOne(res, err, "rename webauthn credential")
 }
 
 // DeleteWebAuthnCredential removes one of the user's credentials; it
 // returns ErrNotFound if the user has no credential with this ID.
 func (db *DB) DeleteWebAuthnCredential(ctx context.Context, userID, id string) error {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`, id, userID)
+	const q = `DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`
+	if db.unit(ctx) != nil {
+		if err := db.ownCredential(ctx, userID, id); err != nil {
+			return err
+		}
+		db.deferExec(ctx, "delete webauthn credential", true, q, id, userID)
+		return nil
+	}
+	res, err := db.write.ExecContext(ctx, q, id, userID)
 	return affectedOne(res, err, "delete webauthn credential")
+}
+
+// ownCredential returns ErrNotFound unless userID has the credential id.
+func (db *DB) ownCredential(ctx context.Context, userID, id string) error {
+	c, err := db.GetWebAuthnCredential(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.UserID != userID {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // DeleteUserWebAuthnCredentials removes every credential of the user (a
 // reset, or staff clearing the user's factors) and returns how many.
 func (db *DB) DeleteUserWebAuthnCredentials(ctx context.Context, userID string) (int, error) {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM webauthn_credentials WHERE user_id = $1`, userID)
+	const q = `DELETE FROM webauthn_credentials WHERE user_id = $1`
+	if db.unit(ctx) != nil {
+		list, err := db.WebAuthnCredentials(ctx, userID)
+		if err != nil {
+			return 0, err
+		}
+		db.deferExec(ctx, "delete user webauthn credentials", false, q, userID)
+		return len(list), nil
+	}
+	res, err := db.write.ExecContext(ctx, q, userID)
 	if err != nil {
 		return 0, fmt.Errorf("store: delete user webauthn credentials: %w", err)
 	}

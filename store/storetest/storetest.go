@@ -83,7 +83,7 @@ type Store interface {
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
 
-var _ Store = (*store.DB)(nil)
+var _ UnitStore = (*store.DB)(nil)
 
 // Run runs the conformance suite. open must return a store over empty
 // storage each time it is called (the suite calls it once per subtest) and
@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("DeleteExpired", func(t *testing.T) { testDeleteExpired(t, open) })
 	t.Run("OIDC", func(t *testing.T) { testOIDC(t, open) })
 	t.Run("WebAuthn", func(t *testing.T) { testWebAuthn(t, open) })
+	t.Run("Unit", func(t *testing.T) { testUnit(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := open(t).Ping(context.Background()); err != nil {
 			t.Fatalf("Ping: %v", err)
