@@ -63,6 +63,7 @@ type Config struct {
 	Metrics  Metrics  `yaml:"metrics"`
 	Audit    Audit    `yaml:"audit"`
 	Consent  Consent  `yaml:"consent"`
+	Logout   Logout   `yaml:"logout"`
 }
 
 // Server is the HTTP listener and the public identity of the IdP.
@@ -437,6 +438,7 @@ func Default() Config {
 		Metrics: defaultMetrics(),
 		Audit:   defaultAudit(),
 		Consent: defaultConsent(),
+		Logout:  defaultLogout(),
 	}
 }
 

@@ -240,6 +240,18 @@ type OIDCClient struct {
 	// The client registration metadata of the same name (OpenID Connect
 	// Dynamic Client Registration 1.0, section 2).
 	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
+	// BackchannelLogoutURI receives OpenID Connect Back-Channel Logout
+	// tokens when the user's IdP session ends; ID tokens then carry sid.
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// FrontchannelLogoutURI is loaded in a frame of the IdP's logout page
+	// (Front-Channel Logout 1.0, with iss and sid); ID tokens carry sid.
+	FrontchannelLogoutURI string `yaml:"frontchannel_logout_uri"`
+}
+
+// WantsLogout says whether the client registered a logout URI, so its ID
+// tokens carry the IdP session's sid.
+func (c OIDCClient) WantsLogout() bool {
+	return c.BackchannelLogoutURI != "" || c.FrontchannelLogoutURI != ""
 }
 
 // Effective settings of a client: an empty key means its default.
@@ -572,6 +584,8 @@ func (c OIDCClient) validate(v *validator, p string, claimScopes map[string]bool
 	for i, raw := range c.PostLogoutRedirectURIs {
 		redirectURI(v, fmt.Sprintf("%s.post_logout_redirect_uris[%d]", p, i), raw, c.AppType())
 	}
+	logoutURI(v, p+".backchannel_logout_uri", c.BackchannelLogoutURI)
+	logoutURI(v, p+".frontchannel_logout_uri", c.FrontchannelLogoutURI)
 
 	for i, s := range c.Scopes {
 		path := fmt.Sprintf("%s.scopes[%d]", p, i)

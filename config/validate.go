@@ -115,6 +115,7 @@ func (c *Config) Validate(own ...Part) error {
 	c.Metrics.validate(v, "metrics")
 	c.Audit.validate(v, "audit")
 	c.Consent.validate(v, "consent")
+	c.Logout.validate(v, "logout")
 	c.validateRPID(v)
 	return errors.Join(v.errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -133,6 +134,9 @@ type App struct {
 	handler   http.Handler
 	// csrfExempt are path prefixes of protocol endpoints (HandleProtocol).
 	csrfExempt []string
+	// notifiers tell each protocol's services of a logout (RegisterLogout).
+	logoutMu  sync.RWMutex
+	notifiers map[string]LogoutNotifier
 }
 
 // New builds the app; it fails when a template or message is missing.
@@ -257,6 +261,9 @@ func (a *App) routes() {
 	mux.HandleFunc("POST /logout", a.handleLogout)
 	mux.HandleFunc("GET /logout", a.handleLoggedOut)
 	mux.HandleFunc("GET /logout/confirm", a.handleLogoutConfirm)
+	mux.HandleFunc("GET /logout/walk", a.handleLogoutWalk)
+	mux.HandleFunc("GET /logout/status", a.handleLogoutStatus)
+	mux.HandleFunc("GET /logout/done", a.handleLogoutDone)
 	mux.HandleFunc("GET /user/{$}", a.handleUserPage)
 	mux.HandleFunc("GET /mfa", a.handleMFAPage)
 	mux.HandleFunc("POST /mfa/send", a.handleMFASend)

@@ -217,25 +217,31 @@ func (a *App) handleUserPage(w http.ResponseWriter, r *http.Request) {
 	a.renderPage(w, r, http.StatusOK, "user", "", page)
 }
 
+// handleLogout is the ☰ menu's Logout and the confirmed protocol logout:
+// it ends the session and tells every service that got a login from it.
 func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	next := a.sessions.PopString(ctx, sessLogoutNext)
-	if u := a.currentUser(ctx); u != nil {
-		detail := map[string]string(nil)
-		if next != "" {
-			detail = map[string]string{"via": "protocol_confirmed"}
-		}
-		a.audit(ctx, "logout", u.ID, detail)
+	opts := LogoutOptions{Via: "menu"}
+	if protocol, id, ok := strings.Cut(a.sessions.PopString(ctx, sessLogoutAskedBy), "\x00"); ok {
+		opts.AskedBy = &Participant{Protocol: protocol, ID: id}
 	}
-	if err := a.sessions.Destroy(ctx); err != nil {
+	if next != "" {
+		opts.Via = "protocol_confirmed"
+		if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
+			opts.Finish = next
+		}
+	}
+	target, err := a.Logout(ctx, opts)
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	if u, err := url.Parse(next); err == nil && u.IsAbs() && (u.Scheme != a.publicURL.Scheme || u.Host != a.publicURL.Host) {
-		a.RedirectOut(w, r, next)
+	if u, err := url.Parse(target); err == nil && u.IsAbs() {
+		a.RedirectOut(w, r, target)
 		return
 	}
-	http.Redirect(w, r, "/logout", http.StatusSeeOther)
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // ConfirmLogout is for a protocol logout that does not prove it comes from
@@ -245,11 +251,19 @@ func (a *App) handleLogout(w http.ResponseWriter, r *http.Request) {
 // front-end validated) and returns the path of a page that asks the user,
 // whose form posts to /logout with the CSRF token. With nobody signed in
 // there is nothing to end and it returns next itself.
-func (a *App) ConfirmLogout(ctx context.Context, next string) string {
+//
+// askedBy, when given, is the application the request names (unproven):
+// if it has no way to be told of the logout, the results do not list it
+// as possibly still signed in, since it asked for the logout itself. An
+// application that can be told is told all the same.
+func (a *App) ConfirmLogout(ctx context.Context, next string, askedBy ...Participant) string {
 	if a.currentUser(ctx) == nil {
 		return next
 	}
 	a.sessions.Put(ctx, sessLogoutNext, next)
+	if len(askedBy) > 0 && askedBy[0].ID != "" {
+		a.sessions.Put(ctx, sessLogoutAskedBy, askedBy[0].Protocol+"\x00"+askedBy[0].ID)
+	}
 	return "/logout/confirm"
 }
 
@@ -258,7 +272,12 @@ func (a *App) handleLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/logout", http.StatusSeeOther)
 		return
 	}
-	a.renderPage(w, r, http.StatusOK, "logout_confirm", "", nil)
+	// The services that the logout will tell.
+	var page logoutPage
+	for i, p := range a.participants(r.Context()) {
+		page.Rows = append(page.Rows, logoutRow{N: i, Name: cmpOr(p.Name, p.ID)})
+	}
+	a.renderPage(w, r, http.StatusOK, "logout_confirm", "", page)
 }
 
 func (a *App) handleLoggedOut(w http.ResponseWriter, r *http.Request) {

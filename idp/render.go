@@ -14,7 +14,7 @@ import (
 // so a broken build never reaches a user.
 var pageNames = []string{"login", "user", "logged_out", "error", "dev_outbox",
 	"mfa_email", "otp_settings", "reset_login", "reset_init", "reset_code", "continue", "mfa_app",
-	"saml_post", "logout_confirm"}
+	"saml_post", "logout_confirm", "logout_walk"}
 
 type renderer struct {
 	pages   map[string]*template.Template

@@ -79,6 +79,7 @@ type Metrics struct {
 	mails    *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	limits   *prometheus.CounterVec
+	logouts  *prometheus.CounterVec
 	http     *prometheus.HistogramVec
 	failures *prometheus.CounterVec
 	inFlight prometheus.Gauge
@@ -127,6 +128,10 @@ func NewIn(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "idp_tokens_issued_total",
 			Help: "Codes, tokens and assertions issued to relying parties, by kind.",
 		}, []string{"kind"}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idp_logout_propagation_total",
+			Help: "Services told of a logout, by protocol, channel (front, back, none) and final result.",
+		}, []string{"protocol", "channel", "result"}),
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idp_limit_trips_total",
 			Help: "Attempts refused by a security limit, by limit and key type (id, client, device, ip, session, oauth_client).",
@@ -148,7 +153,7 @@ func NewIn(reg prometheus.Registerer) (*Metrics, error) {
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gather = g
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.limits, m.http, m.failures, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.logins, m.mfa, m.ldap, m.mails, m.tokens, m.limits, m.logouts, m.http, m.failures, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -234,6 +239,13 @@ func (m *Metrics) TokenIssued(kind string) {
 func (m *Metrics) LimitTripped(limit, key string) {
 	if m != nil {
 		m.limits.WithLabelValues(limit, key).Inc()
+	}
+}
+
+// LogoutPropagated counts one service's final result at a logout.
+func (m *Metrics) LogoutPropagated(protocol, channel, result string) {
+	if m != nil {
+		m.logouts.WithLabelValues(protocol, channel, result).Inc()
 	}
 }
 

@@ -1,6 +1,7 @@
 package oidcprovider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -241,6 +242,13 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a *authRequest
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, a *authRequest, afterForm bool) {
 	ctx := p.ctx(r)
 	a.IsDone = true
+	if c, ok := p.storage.clients[a.ClientID]; ok {
+		sid := p.app.TrackParticipant(ctx, idp.Participant{Protocol: idp.ProtocolOIDC, ID: c.cfg.ID,
+			Name: cmp.Or(c.cfg.Name, c.cfg.ID), Subject: a.Subject})
+		if c.cfg.WantsLogout() {
+			a.SID = sid
+		}
+	}
 	if err := p.storage.saveAuthRequest(ctx, a); err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
 		return

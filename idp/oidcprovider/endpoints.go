@@ -364,6 +364,12 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":                   false,
 		"request_uri_parameter_supported":               false,
 		"ui_locales_supported":                          []string{"ja", "en"},
+		// Logout: end_session plus Back-/Front-Channel Logout 1.0, always
+		// with sid (ID tokens of clients with a logout URI carry it).
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	// Metadata changes only with the configuration; a short cache is safe.

@@ -27,7 +27,11 @@ type App interface {
 	FinishLogin(ctx context.Context, txID string) (*idp.AuthResult, error)
 	CurrentLogin(ctx context.Context, req idp.AuthRequest) (*idp.AuthResult, error)
 	EndSession(ctx context.Context) error
-	ConfirmLogout(ctx context.Context, next string) string
+	Logout(ctx context.Context, opts idp.LogoutOptions) (string, error)
+	TrackParticipant(ctx context.Context, p idp.Participant) string
+	RegisterLogout(protocol string, n idp.LogoutNotifier)
+	RecordLogoutResult(ctx context.Context, walkID string, n int, result string) error
+	ConfirmLogout(ctx context.Context, next string, askedBy ...idp.Participant) string
 	RedirectOut(w http.ResponseWriter, r *http.Request, target string)
 	RenderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any)
 	Audit(ctx context.Context, typ, subject string, detail map[string]string)
@@ -73,6 +77,7 @@ type Provider struct {
 	issuer  string
 	log     *slog.Logger
 	now     func() time.Time
+	logout  *logoutNotifier
 }
 
 // New builds the provider and makes sure a signing key exists.
@@ -163,11 +168,13 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if insecure {
 		options = append(options, op.WithAllowInsecure())
 	}
+	storage.defaultLogout = opConfig.DefaultLogoutRedirectURI
 	provider, err := op.NewProvider(opConfig, storage, op.StaticIssuer(issuer), options...)
 	if err != nil {
 		return nil, fmt.Errorf("oidcprovider: %w", err)
 	}
 	p := &Provider{cfg: cfg, app: opts.App, storage: storage, op: provider, issuer: issuer, log: logger, now: now}
+	p.logout = newLogoutNotifier(p)
 
 	// The first start creates the signing key; a store that cannot do so
 	// is an error now rather than at the first login.
@@ -239,6 +246,7 @@ func (p *Provider) Mount(app App) {
 	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.limitClientAuth("revocation", p.op))
 	app.HandleProtocol(pathUserinfo, pathUserinfo, http.HandlerFunc(p.handleUserinfo))
 	app.HandleProtocol(pathEndSession, pathEndSession, http.HandlerFunc(p.handleEndSession))
+	app.RegisterLogout(idp.ProtocolOIDC, p.logout)
 }
 
 // Run does the provider's housekeeping until ctx ends: it removes expired

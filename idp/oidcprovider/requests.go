@@ -43,6 +43,8 @@ type authRequest struct {
 	AMR      []string  `json:"amr,omitempty"`
 	ACR      string    `json:"acr,omitempty"`
 	User     *user     `json:"user,omitempty"`
+	// SID is the IdP session's sid, for clients with a logout URI.
+	SID string `json:"sid,omitempty"`
 }
 
 var (
@@ -100,6 +102,7 @@ type tokenData struct {
 	AuthTime time.Time `json:"auth_time,omitzero"`
 	AMR      []string  `json:"amr,omitempty"`
 	ACR      string    `json:"acr,omitempty"`
+	SID      string    `json:"sid,omitempty"`
 	// GrantExpires bounds every token of the grant: the refresh chain's
 	// absolute end.
 	GrantExpires time.Time `json:"grant_exp"`

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/campusidp/campusidp/config"
+	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/ldapstore"
 	"github.com/campusidp/campusidp/metrics"
 	"github.com/campusidp/campusidp/store"
@@ -81,6 +82,9 @@ type Storage struct {
 	now             func() time.Time
 	log             *slog.Logger
 	app             App
+	// defaultLogout is op's post-logout target when the client names
+	// none: our own logged-out page.
+	defaultLogout string
 }
 
 var (
@@ -301,7 +305,7 @@ func (s *Storage) CreateAccessToken(ctx context.Context, request op.TokenRequest
 	case *authRequest:
 		g = store.OIDCGrant{ID: r.ID, ClientID: r.ClientID, UserID: r.UserID, Created: now,
 			Expires: now.Add(s.cfg.AccessTokenLifetime)}
-		data = tokenData{Subject: r.Subject, Scopes: r.Scopes, AuthTime: r.AuthTime, AMR: r.AMR, ACR: r.ACR}
+		data = tokenData{Subject: r.Subject, Scopes: r.Scopes, AuthTime: r.AuthTime, AMR: r.AMR, ACR: r.ACR, SID: r.SID}
 	case *clientCredentialsRequest:
 		g = store.OIDCGrant{ID: randomToken(24), ClientID: r.clientID, Created: now,
 			Expires: now.Add(s.cfg.AccessTokenLifetime)}
@@ -331,7 +335,7 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, request op.T
 		g := store.OIDCGrant{ID: r.ID, ClientID: r.ClientID, UserID: r.UserID, Created: now,
 			Expires: now.Add(s.cfg.RefreshTokenAbsoluteLifetime)}
 		data := tokenData{Subject: r.Subject, Scopes: r.Scopes, AuthTime: r.AuthTime, AMR: r.AMR, ACR: r.ACR,
-			GrantExpires: g.Expires}
+			SID: r.SID, GrantExpires: g.Expires}
 		access, refresh, secret, err := s.tokenPair(data, now)
 		if err != nil {
 			return "", "", time.Time{}, err
@@ -459,12 +463,17 @@ func (s *Storage) TerminateSession(ctx context.Context, _, _ string) error {
 // the request could come from any site, so the user is asked first.
 func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
 	if req.IDTokenHintClaims == nil {
-		return s.app.ConfirmLogout(ctx, req.RedirectURI), nil
+		return s.app.ConfirmLogout(ctx, req.RedirectURI, idp.Participant{Protocol: idp.ProtocolOIDC, ID: req.ClientID}), nil
 	}
-	if err := s.app.EndSession(ctx); err != nil {
-		return "", err
+	// Every service of the session is told; the client that asked is
+	// sent to its post_logout_redirect_uri once that is done.
+	finish := req.RedirectURI
+	if base, _, _ := strings.Cut(finish, "?"); base == s.defaultLogout {
+		finish = "" // op's default: our own logged-out page
 	}
-	return req.RedirectURI, nil
+	// The client the verified hint was issued to asked; it is not told.
+	return s.app.Logout(ctx, idp.LogoutOptions{Via: "oidc", Finish: finish,
+		Initiator: &idp.Participant{Protocol: idp.ProtocolOIDC, ID: req.ClientID}})
 }
 
 // GetRefreshTokenInfo identifies a refresh token for revocation.
@@ -564,6 +573,11 @@ func (s *Storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo,
 	switch r := request.(type) {
 	case *authRequest:
 		s.claims.fill(info, r.Subject, r.User, scopes)
+		// op's ID token has a sid field but never sets it; the claim goes
+		// in here (Back-/Front-Channel Logout 1.0).
+		if r.SID != "" {
+			info.AppendClaims("sid", r.SID)
+		}
 	case *refreshRequest:
 		if r.user == nil {
 			return errors.New("oidcprovider: refresh without a fresh account lookup")
@@ -573,6 +587,9 @@ func (s *Storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo,
 		// token states the assurance of the original login too.
 		if r.data.ACR != "" {
 			info.AppendClaims("acr", r.data.ACR)
+		}
+		if r.data.SID != "" {
+			info.AppendClaims("sid", r.data.SID)
 		}
 	default:
 		return fmt.Errorf("oidcprovider: no claims for %T", request)

@@ -295,7 +295,8 @@ func TestEndSession(t *testing.T) {
 	}
 
 	// Without a hint, the browser is asked first; confirming ends the
-	// session and lands on the IdP's own logged-out page.
+	// session and lands on the IdP's own logged-out page, which lists the
+	// application (it has no logout URI, so it may still be signed in).
 	b.login(web, testldap.Alice)
 	p = b.Post("/end_session", url.Values{})
 	if p.Status != http.StatusSeeOther {
@@ -305,9 +306,15 @@ func TestEndSession(t *testing.T) {
 	if !strings.Contains(p.Body, "Stay signed in") {
 		t.Fatalf("logout without a hint did not ask: %d\n%s", p.Status, p.Body)
 	}
+	if !strings.Contains(p.Body, "Web portal") {
+		t.Errorf("the confirmation does not list the application:\n%s", p.Body)
+	}
 	p = b.Post("/logout", url.Values{"csrf_token": {p.Hidden(t, "csrf_token")}})
-	if p.Status != http.StatusSeeOther || p.Location != "/logout" {
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location, "/logout/done?id=") {
 		t.Fatalf("confirmed logout: %d %q", p.Status, p.Location)
+	}
+	if done := b.Follow(p); !strings.Contains(done.Body, "Web portal") || !strings.Contains(done.Body, "Does not support logout") {
+		t.Errorf("the results do not list the application as possibly signed in:\n%s", done.Body)
 	}
 	f = web.start(oauth2.SetAuthURLParam("prompt", "none"))
 	if q := web.answer(b.Get(f.url)); q.Get("error") != "login_required" {

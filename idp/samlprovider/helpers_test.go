@@ -34,6 +34,7 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/consent"
+	"github.com/campusidp/campusidp/idp/oidcprovider"
 	"github.com/campusidp/campusidp/idp/samlprovider"
 	"github.com/campusidp/campusidp/internal/testenv"
 	"github.com/campusidp/campusidp/internal/testldap"
@@ -170,6 +171,9 @@ type env struct {
 	sites map[string]spSite
 	// withConsent mounts the consent step (idp/consent).
 	withConsent bool
+	// oidc is the OpenID Connect provider on the same app (withOIDC).
+	oidc     *oidcprovider.Provider
+	withOIDC bool
 }
 
 type envOption func(*env, *config.Config)
@@ -309,6 +313,13 @@ func newEnvWithLDAP(t *testing.T, ls *testldap.Server, opts ...envOption) *env {
 	e.prov, err = samlprovider.New(ctx, e.app, samlprovider.Options{Config: &cfg, Store: db, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.withOIDC {
+		e.oidc, err = oidcprovider.New(ctx, oidcprovider.Options{App: e.app, Config: &cfg, Store: db, Directory: dir, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.oidc.Mount(e.app)
 	}
 	srv.Config.Handler = e.app.Handler()
 	srv.Start()

@@ -220,6 +220,9 @@ func (p *Provider) mount() {
 	p.app.Handle("GET "+PathSLO, http.HandlerFunc(p.handleSLO))
 	p.app.HandleProtocol("POST "+PathSLO, PathSLO, http.HandlerFunc(p.handleSLO))
 	p.app.Handle("GET "+PathSLOContinue, http.HandlerFunc(p.handleSLOContinue))
+	p.app.Handle("GET "+PathSLOSend, http.HandlerFunc(p.handleSLOSend))
+	p.app.Handle("GET "+PathSLOFinish, http.HandlerFunc(p.handleSLOFinish))
+	p.app.RegisterLogout(idp.ProtocolSAML, logoutNotifier{p})
 }
 
 // Run re-reads SP metadata on schedule until ctx ends.

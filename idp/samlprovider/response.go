@@ -82,8 +82,11 @@ type postForm struct {
 	TitleKey     string
 	ServiceName  string
 	Action       string
-	SAMLResponse string
+	SAMLResponse string // the message, base64 (a response unless Param says otherwise)
 	RelayState   string
+	// Param is the form field of the message: SAMLResponse when empty,
+	// SAMLRequest for a LogoutRequest we send.
+	Param string
 }
 
 // postCSP is the page's policy: the strict policy of every page, plus our

@@ -71,6 +71,10 @@ type pendingLogout struct {
 // checked, parked and continued with a GET.
 func (p *Provider) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if isLogoutResponse(w, r, p.cfg.MaxRequestBytes) {
+		p.handleLogoutResponse(w, r)
+		return
+	}
 	msg, err := p.readMessage(w, r, "SAMLRequest")
 	if err != nil {
 		p.refuseAs(w, r, "", err, "logout")
@@ -129,7 +133,7 @@ func (p *Provider) handleSLOContinue(w http.ResponseWriter, r *http.Request) {
 		p.refuseAs(w, r, pl.SP, errUnknownSP, "logout")
 		return
 	}
-	lr := &logoutRequest{sp: sp, relayState: pl.RelayState, binding: pl.Binding}
+	lr := &logoutRequest{sp: sp, xml: pl.Request, relayState: pl.RelayState, binding: pl.Binding}
 	if err := xml.Unmarshal(pl.Request, &lr.req); err != nil {
 		p.serverError(w, r, err)
 		return
@@ -198,16 +202,46 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request, lr *logoutRequ
 		p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusRequester, saml.StatusUnknownPrincipal))
 		return
 	}
-	if err := p.app.EndSession(ctx); err != nil {
+	if res == nil {
+		// Nobody is signed in: nothing to tell anyone (a session half-way
+		// through a login still ends).
+		if err := p.app.EndSession(ctx); err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+		p.app.Audit(ctx, "saml_logout", "", map[string]string{"sp": lr.sp.Entity.EntityID})
+		p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusSuccess, ""))
+		return
+	}
+	p.app.Audit(ctx, "saml_logout", res.User.ID, map[string]string{"sp": lr.sp.Entity.EntityID})
+	// The other services are told first; PathSLOFinish answers this SP.
+	finish, err := json.Marshal(pendingLogout{SP: lr.sp.Entity.EntityID, Request: lr.xml, RelayState: lr.relayState, Binding: lr.binding})
+	if err != nil {
 		p.serverError(w, r, err)
 		return
 	}
-	subject := ""
-	if res != nil {
-		subject = res.User.ID
+	target, err := p.app.Logout(ctx, idp.LogoutOptions{Via: "saml",
+		Initiator: &idp.Participant{Protocol: idp.ProtocolSAML, ID: lr.sp.Entity.EntityID},
+		Finish:    PathSLOFinish, FinishData: finish})
+	if err != nil {
+		p.serverError(w, r, err)
+		return
 	}
-	p.app.Audit(ctx, "saml_logout", subject, map[string]string{"sp": lr.sp.Entity.EntityID})
-	p.sendLogoutResponse(w, r, lr, statusOf(saml.StatusSuccess, ""))
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// isLogoutResponse says whether a message at the SLO endpoint is an SP's
+// answer (SAMLResponse) rather than a request.
+func isLogoutResponse(w http.ResponseWriter, r *http.Request, maxEncoded int) bool {
+	if r.Method == http.MethodGet {
+		return r.URL.Query().Has("SAMLResponse")
+	}
+	// The same bound as readMessage's, which reads the parsed form again.
+	r.Body = http.MaxBytesReader(w, r.Body, int64(maxEncoded+2*maxRelayState+1024))
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	return r.PostForm.Has("SAMLResponse")
 }
 
 // sessionMatches says whether the request names this browser's session as

@@ -211,6 +211,9 @@ func (s *sessionProvider) session(w http.ResponseWriter, r *http.Request, res *i
 	if err == nil {
 		err = s.p.rememberIssued(r.Context(), s.a.sp.Entity.EntityID, session, res.User.ID)
 	}
+	if err == nil {
+		s.p.trackParticipant(r.Context(), s.a.sp, session)
+	}
 	if err != nil {
 		s.p.serverError(w, r, err)
 		return nil
