@@ -40,7 +40,10 @@ type ConsentRequest struct {
 	// Terms is the terms-of-use text, when configured.
 	Terms config.Localized
 	// Mode is config.ConsentNone, ConsentOnce or ConsentAlways.
-	Mode  string
+	Mode string
+	// Ask shows the page even when a remembered consent matches (OIDC
+	// prompt=consent); it does not turn mode none into asking.
+	Ask   bool
 	Items []ConsentItem
 	// ReturnTo is the front-end's local path the browser comes back to
 	// after the consent page; the gate appends consent=<id>.

@@ -174,7 +174,7 @@ func (c *Consent) Decide(ctx context.Context, userID string, req idp.ConsentRequ
 		return nil, "", fmt.Errorf("consent: ReturnTo must be a local path, got %q", req.ReturnTo)
 	}
 	now := c.app.Now()
-	if req.Mode == config.ConsentOnce {
+	if req.Mode == config.ConsentOnce && !req.Ask {
 		all, err := c.load(ctx, userID)
 		if err != nil {
 			return nil, "", err
@@ -198,13 +198,15 @@ func (c *Consent) Decide(ctx context.Context, userID string, req idp.ConsentRequ
 // errNotYours: the answer is not there for this user (yet, or any more).
 var errNotYours = errors.New("consent: not this user's answer")
 
-// Result implements idp.ConsentGate: the answer is handed out once.
+// Result implements idp.ConsentGate: the answer is handed out once. The
+// spending is written at once (not with the request's unit of work), so a
+// second request for the same answer sees it spent.
 func (c *Consent) Result(ctx context.Context, id, userID string) (*idp.ConsentResult, error) {
 	if id == "" || len(id) > 64 || userID == "" {
 		return nil, idp.ErrConsentNotFound
 	}
 	var out idp.ConsentResult
-	err := c.store.UpdateRecord(ctx, recordAsk, id, c.app.Now(), func(old []byte) ([]byte, error) {
+	err := c.store.UpdateRecord(store.SpendAtOnce(ctx), recordAsk, id, c.app.Now(), func(old []byte) ([]byte, error) {
 		var a ask
 		if err := json.Unmarshal(old, &a); err != nil {
 			return nil, err

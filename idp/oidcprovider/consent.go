@@ -82,6 +82,7 @@ func (p *Provider) askConsent(w http.ResponseWriter, r *http.Request, a *authReq
 	ctx := p.ctx(r)
 	req := p.consentRequest(a, c)
 	req.ReturnTo = pathConsented + "?id=" + url.QueryEscape(a.ID)
+	req.Ask = slices.Contains(a.Prompt, oidc.PromptConsent)
 	answer, next, err := gate.Decide(ctx, a.UserID, req)
 	if err != nil {
 		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)

@@ -116,6 +116,10 @@ func TestConsentOptionalClaimOnlyWhenTicked(t *testing.T) {
 		t.Errorf("remembered consent released email %q / %v, name %q", c.Email, info["email"], c.Name)
 	}
 
+	// prompt=consent asks although the answer is remembered.
+	_, p = b.authorize(r, u, oauth2.SetAuthURLParam("prompt", "consent"))
+	b.consentPage(p)
+
 	// The client asks for one more scope: asked again; email ticked.
 	f, p = b.authorize(r, u, oauth2.SetAuthURLParam("scope", "openid profile email groups"))
 	b.consentPage(p)
