@@ -16,6 +16,7 @@ import (
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // foldID does full Unicode case folding; a cases.Caser is not safe for
@@ -147,12 +148,18 @@ func (a *App) spendPasswordAttempt(ctx context.Context, at *passwordAttempt) (re
 		{passwordIDKey(at.canonical), b.PerID, metrics.KeyID, true},
 		{passwordIPKey(ip), b.PerIP, metrics.KeyIP, true},
 	}
+	// One statement spends all three (the store's HitCounters).
+	hits := make([]store.CounterHit, len(spends))
+	for i, s := range spends {
+		hits[i] = store.CounterHit{Key: s.key, Window: s.limit.Window}
+	}
+	counts, err := store.HitAll(ctx, a.store, now, hits...)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	var refused map[string]string
-	for _, s := range spends {
-		c, err := a.store.HitCounter(ctx, s.key, now, s.limit.Window)
-		if err != nil {
-			return "", time.Time{}, err
-		}
+	for i, s := range spends {
+		c := counts[i]
 		at.keys = append(at.keys, s.key)
 		if c.Count <= s.limit.Limit || (s.gated && at.device != "") {
 			continue

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -13,12 +14,14 @@ const (
 	// One statement both starts a new window (when the stored one has ended)
 	// and counts the hit, so concurrent hits can never overwrite each other.
 	// Every SET expression sees the row as it was before the update.
-	qHitCounter = `INSERT INTO counters (counter_key, hits, window_start, reset_at) VALUES ($1, 1, $2, $3)
+	qHitCounter = `INSERT INTO counters (counter_key, hits, window_start, reset_at) VALUES ($1, 1, $2, $3)` +
+		qHitCounterUpsert + `
+RETURNING hits, window_start, reset_at`
+	qHitCounterUpsert = `
 ON CONFLICT (counter_key) DO UPDATE SET
 	hits         = CASE WHEN counters.reset_at <= excluded.window_start THEN 1 ELSE counters.hits + 1 END,
 	window_start = CASE WHEN counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE counters.window_start END,
-	reset_at     = CASE WHEN counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE counters.reset_at END
-RETURNING hits, window_start, reset_at`
+	reset_at     = CASE WHEN counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE counters.reset_at END`
 	qUndoCounter  = `UPDATE counters SET hits = hits - 1 WHERE counter_key = $1 AND hits > 0 AND reset_at > $2`
 	qGetCounter   = `SELECT hits, window_start, reset_at FROM counters WHERE counter_key = $1 AND reset_at > $2`
 	qResetCounter = `DELETE FROM counters WHERE counter_key = $1`
@@ -62,6 +65,12 @@ func (db *DB) HitCounter(ctx context.Context, key string, now time.Time, window 
 func (db *DB) UndoCounter(ctx context.Context, key string, now time.Time) error {
 	if err := db.resetPending(ctx, key); err != nil {
 		return err
+	}
+	if u := db.unit(ctx); u != nil {
+		// Giving a hit back can wait for the request's commit: until then
+		// the budget only looks one attempt smaller.
+		u.undoCounter(key, now)
+		return nil
 	}
 	if _, err := db.q.undoCounter.ExecContext(ctx, key, nanos(now)); err != nil {
 		return fmt.Errorf("store: undo counter: %w", err)
@@ -126,4 +135,97 @@ func (db *DB) resetPending(ctx context.Context, key string) error {
 		return fmt.Errorf("store: reset counter: %w", err)
 	}
 	return nil
+}
+
+// CounterHit names one counter for HitCounters and the window it starts
+// when it has none.
+type CounterHit struct {
+	Key    string
+	Window time.Duration
+}
+
+// HitCounters is HitCounter for several distinct keys in one statement
+// (the password budgets per client, per ID and per address of one
+// attempt). The counters are returned in the order of hits.
+func (db *DB) HitCounters(ctx context.Context, now time.Time, hits ...CounterHit) ([]Counter, error) {
+	if len(hits) == 0 {
+		return nil, nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO counters (counter_key, hits, window_start, reset_at) VALUES `)
+	args := make([]any, 0, 3*len(hits))
+	index := make(map[string]int, len(hits))
+	for i, h := range hits {
+		if h.Key == "" {
+			return nil, errors.New("store: hit counters: empty key")
+		}
+		if h.Window <= 0 {
+			return nil, fmt.Errorf("store: hit counters: window %v is not positive", h.Window)
+		}
+		if _, dup := index[h.Key]; dup {
+			return nil, fmt.Errorf("store: hit counters: key %q twice", h.Key)
+		}
+		index[h.Key] = i
+		if err := db.resetPending(ctx, h.Key); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, 1, $%d, $%d)", 3*i+1, 3*i+2, 3*i+3)
+		args = append(args, h.Key, nanos(now), nanos(now.Add(h.Window)))
+	}
+	q.WriteString(qHitCounterUpsert)
+	q.WriteString(" RETURNING counter_key, hits, window_start, reset_at")
+	rows, err := db.write.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: hit counters: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Counter, len(hits))
+	seen := 0
+	for rows.Next() {
+		var key string
+		var c Counter
+		var start, reset int64
+		if err := rows.Scan(&key, &c.Count, &start, &reset); err != nil {
+			return nil, fmt.Errorf("store: hit counters: %w", err)
+		}
+		c.WindowStart, c.ResetAt = fromNanos(start), fromNanos(reset)
+		if i, ok := index[key]; ok {
+			out[i] = c
+			seen++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: hit counters: %w", err)
+	}
+	if seen != len(hits) {
+		return nil, fmt.Errorf("store: hit counters: %d of %d counters returned", seen, len(hits))
+	}
+	return out, nil
+}
+
+// CounterHitter is a store with HitCounter, and perhaps HitCounters.
+type CounterHitter interface {
+	HitCounter(ctx context.Context, key string, now time.Time, window time.Duration) (Counter, error)
+}
+
+// HitAll hits every counter of hits on s: in one statement when s has
+// HitCounters (DB does), one by one otherwise.
+func HitAll(ctx context.Context, s CounterHitter, now time.Time, hits ...CounterHit) ([]Counter, error) {
+	if b, ok := s.(interface {
+		HitCounters(ctx context.Context, now time.Time, hits ...CounterHit) ([]Counter, error)
+	}); ok {
+		return b.HitCounters(ctx, now, hits...)
+	}
+	out := make([]Counter, 0, len(hits))
+	for _, h := range hits {
+		c, err := s.HitCounter(ctx, h.Key, now, h.Window)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -86,6 +86,25 @@ func (db *DB) CreateOIDCGrant(ctx context.Context, g OIDCGrant, tokens ...OIDCTo
 	if g.ID == "" || g.ClientID == "" || g.Expires.IsZero() {
 		return errors.New("store: create oidc grant: empty ID, client or expiry")
 	}
+	if db.unit(ctx) != nil {
+		// In a request's unit (the token endpoint): written with the
+		// code's redemption, in one transaction. Grant IDs are random; a
+		// taken one fails the commit.
+		for _, t := range tokens {
+			if err := checkOIDCToken(t); err != nil {
+				return fmt.Errorf("store: create oidc grant: %w", err)
+			}
+		}
+		db.deferExec(ctx, "create oidc grant", true, qInsertOIDCGrant, g.ID, g.ClientID, g.UserID, nanos(g.Created), nanos(g.Expires))
+		for _, t := range tokens {
+			data := t.Data
+			if data == nil {
+				data = []byte{}
+			}
+			db.deferExec(ctx, "create oidc token", false, qInsertOIDCToken, t.ID, g.ID, t.Kind, data, nanos(t.Created), nanos(t.Expires))
+		}
+		return nil
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, qInsertOIDCGrant, g.ID, g.ClientID, g.UserID, nanos(g.Created), nanos(g.Expires))
 		if err != nil {
@@ -109,8 +128,8 @@ func (db *DB) CreateOIDCGrant(ctx context.Context, g OIDCGrant, tokens ...OIDCTo
 
 func insertOIDCTokens(ctx context.Context, tx *sql.Tx, grantID string, tokens []OIDCToken) error {
 	for _, t := range tokens {
-		if t.ID == "" || (t.Kind != OIDCAccessToken && t.Kind != OIDCRefreshToken) || t.Expires.IsZero() {
-			return fmt.Errorf("invalid token (kind %q)", t.Kind)
+		if err := checkOIDCToken(t); err != nil {
+			return err
 		}
 		data := t.Data
 		if data == nil {
@@ -356,4 +375,11 @@ func (db *DB) DeleteExpiredOIDC(ctx context.Context, now time.Time) (int64, erro
 		total += n
 	}
 	return total, nil
+}
+
+func checkOIDCToken(t OIDCToken) error {
+	if t.ID == "" || (t.Kind != OIDCAccessToken && t.Kind != OIDCRefreshToken) || t.Expires.IsZero() {
+		return fmt.Errorf("invalid token (kind %q)", t.Kind)
+	}
+	return nil
 }

@@ -21,9 +21,9 @@ import (
 //
 // Reads through the unit hit the database once per record and see the
 // unit's own writes. What guards a budget is never deferred: HitCounter,
-// UndoCounter, AddRecord, TakeRecord and the OIDC and security-key methods
-// run at once, as without a unit, so attempts stay counted however the
-// request ends. UpdateRecord is deferred but stays a compare-and-swap: the
+// HitCounters, AddRecord, TakeRecord and the OIDC methods run at once, as
+// without a unit, so attempts stay counted however the request ends
+// (UndoCounter, which gives an attempt back, waits for the commit). UpdateRecord is deferred but stays a compare-and-swap: the
 // commit fails with ErrConflict (and writes nothing) when another writer
 // changed the record after this unit read it. An update that spends a
 // budget other requests must see at once (a one-time code's tries and its
@@ -46,6 +46,7 @@ type Unit struct {
 	bindOrd  []string
 	resets   map[string]bool
 	resetOrd []string
+	undos    []unitUndo
 	audit    []AuditEvent
 	after    []func()
 	// execs are other statements, in call order (security keys).
@@ -132,6 +133,11 @@ type unitBind struct {
 	at   time.Time
 }
 
+type unitUndo struct {
+	key string
+	now time.Time
+}
+
 type unitCtxKey struct{}
 
 // BeginUnit returns ctx carrying a new unit of work on db, and the unit.
@@ -188,7 +194,7 @@ func (u *Unit) pending() bool {
 			return true
 		}
 	}
-	return len(u.sessOrd) > 0 || len(u.bindOrd) > 0 || len(u.resetOrd) > 0 || len(u.audit) > 0 ||
+	return len(u.sessOrd) > 0 || len(u.bindOrd) > 0 || len(u.resetOrd) > 0 || len(u.undos) > 0 || len(u.audit) > 0 ||
 		len(u.execs) > 0 || len(u.parts) > 0
 }
 
@@ -372,6 +378,11 @@ func (u *Unit) apply(ctx context.Context, tx *sql.Tx) error {
 		}
 		if _, err := stmt(db.q.bindSession).ExecContext(ctx, token, b.user, b.at.UnixNano()); err != nil {
 			return fmt.Errorf("bind session user: %w", err)
+		}
+	}
+	for _, x := range u.undos {
+		if _, err := stmt(db.q.undoCounter).ExecContext(ctx, x.key, nanos(x.now)); err != nil {
+			return fmt.Errorf("undo counter: %w", err)
 		}
 	}
 	for _, key := range u.resetOrd {
@@ -667,6 +678,12 @@ func (u *Unit) takeReset(key string) bool {
 		}
 	}
 	return true
+}
+
+func (u *Unit) undoCounter(key string, now time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.undos = append(u.undos, unitUndo{key, now})
 }
 
 func (u *Unit) appendAudit(e AuditEvent) {

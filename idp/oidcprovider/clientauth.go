@@ -10,6 +10,7 @@ import (
 
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/metrics"
+	"github.com/campusidp/campusidp/store"
 )
 
 // limitClientAuth puts the failure budgets of oidc.client_auth_budget in
@@ -51,13 +52,18 @@ func (p *Provider) limitClientAuth(endpoint string, next http.Handler) http.Hand
 		var spent []string
 		var retry time.Time
 		refusedBy := ""
-		for _, s := range spends {
-			c, err := p.storage.store.HitCounter(ctx, s.key, now, s.window)
-			if err != nil {
-				p.log.ErrorContext(ctx, "client authentication budget unavailable", "error", err)
-				writeOAuthError(w, http.StatusServiceUnavailable, oidc.ErrServerError().WithDescription("the identity provider could not answer the request"))
-				return
-			}
+		hits := make([]store.CounterHit, len(spends))
+		for i, s := range spends {
+			hits[i] = store.CounterHit{Key: s.key, Window: s.window}
+		}
+		counts, err := store.HitAll(ctx, p.storage.store, now, hits...)
+		if err != nil {
+			p.log.ErrorContext(ctx, "client authentication budget unavailable", "error", err)
+			writeOAuthError(w, http.StatusServiceUnavailable, oidc.ErrServerError().WithDescription("the identity provider could not answer the request"))
+			return
+		}
+		for i, s := range spends {
+			c := counts[i]
 			spent = append(spent, s.key)
 			if c.Count <= s.limit {
 				continue
@@ -82,22 +88,55 @@ func (p *Provider) limitClientAuth(endpoint string, next http.Handler) http.Hand
 			writeOAuthError(w, http.StatusTooManyRequests, oidc.ErrSlowDown().WithDescription("too many failed client authentications; retry later"))
 			return
 		}
-		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		if rec.status == http.StatusUnauthorized {
-			p.storage.audit(ctx, "oauth_client_auth_failed", "", map[string]string{
-				"client_id": auditClientID(clientID, p), "endpoint": endpoint})
-			return
-		}
-		// Authenticated (or failed for another reason than the secret):
-		// not a guess, so the attempts go back.
-		for _, k := range spent {
-			if err := p.storage.store.UndoCounter(ctx, k, now); err != nil {
-				p.log.WarnContext(ctx, "returning client authentication attempt failed", "error", err)
+		// The outcome is settled when the endpoint writes its status: the
+		// failure's audit row or the attempts' return then joins the
+		// request's changes, committed before the response goes out.
+		settle := func(status int) {
+			if status == http.StatusUnauthorized {
+				p.storage.audit(ctx, "oauth_client_auth_failed", "", map[string]string{
+					"client_id": auditClientID(clientID, p), "endpoint": endpoint})
+				return
+			}
+			// Authenticated (or failed for another reason than the
+			// secret): not a guess, so the attempts go back.
+			for _, k := range spent {
+				if err := p.storage.store.UndoCounter(ctx, k, now); err != nil {
+					p.log.WarnContext(ctx, "returning client authentication attempt failed", "error", err)
+				}
 			}
 		}
+		sw := &settleWriter{ResponseWriter: w, settle: settle}
+		next.ServeHTTP(sw, r)
+		sw.done(http.StatusOK)
 	})
 }
+
+// settleWriter calls settle with the response's status once, before the
+// status goes out (or after the handler, if it wrote nothing).
+type settleWriter struct {
+	http.ResponseWriter
+	settle  func(status int)
+	settled bool
+}
+
+func (s *settleWriter) done(status int) {
+	if !s.settled {
+		s.settled = true
+		s.settle(status)
+	}
+}
+
+func (s *settleWriter) WriteHeader(code int) {
+	s.done(code)
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *settleWriter) Write(b []byte) (int, error) {
+	s.done(http.StatusOK)
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *settleWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // presentedSecret returns the client ID of a request that presents a
 // client secret (HTTP Basic or client_secret in the form).
