@@ -271,7 +271,9 @@ func (a *App) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 	wg.Wait()
 	for _, it := range walk.Items {
 		switch it.Result {
-		case LogoutOK, LogoutUnsupported:
+		case LogoutOK, LogoutUnsupported, LogoutRequested:
+			// Settled now; front-channel SAML answers and back-channel
+			// retries are audited when they settle.
 			a.auditPropagation(ctx, walk, it)
 		}
 	}

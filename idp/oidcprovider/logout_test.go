@@ -165,6 +165,24 @@ func TestLogoutReachesBackAndFrontChannelClients(t *testing.T) {
 			t.Errorf("results lack %q:\n%s", want, done.Body)
 		}
 	}
+	// Each application's outcome is audited once.
+	results := map[string]string{}
+	for _, typ := range []string{"logout_propagated", "logout_propagation_failed"} {
+		events, _ := e.db.ListAudit(context.Background(), store.AuditFilter{Type: typ})
+		for _, ev := range events {
+			if _, dup := results[ev.Detail["service"]]; dup {
+				t.Errorf("%s audited twice", ev.Detail["service"])
+			}
+			results[ev.Detail["service"]] = ev.Detail["channel"] + "/" + ev.Detail["result"]
+		}
+	}
+	want := map[string]string{"web": "back/ok", "post": "front/requested", "spa": "none/unsupported"}
+	for k, v := range want {
+		if results[k] != v {
+			t.Errorf("audited %v, want %v", results, want)
+			break
+		}
+	}
 }
 
 // TestEndSessionWithHintTellsTheOthers: an end_session with a verified
