@@ -111,11 +111,13 @@ func (n *logoutNotifier) SendLogout(ctx context.Context, part idp.Participant, w
 	if err == nil {
 		return nil
 	}
-	n.p.log.WarnContext(ctx, "back-channel logout failed; retrying", "client_id", part.ID, "attempt", 1, "error", err)
 	if n.cfg.Attempts <= 1 {
-		n.giveUp(context.WithoutCancel(ctx), part, walkID, i, 1, err)
-		return err
+		// The logout records the failure itself (its record is not
+		// written yet).
+		n.p.log.ErrorContext(ctx, "back-channel logout not delivered", "client_id", part.ID, "attempts", 1, "error", err)
+		return fmt.Errorf("%w: %w", idp.ErrLogoutNotRetried, err)
 	}
+	n.p.log.WarnContext(ctx, "back-channel logout failed; retrying", "client_id", part.ID, "attempt", 1, "error", err)
 	bg := context.WithoutCancel(ctx)
 	n.retries.Go(func() { n.retry(bg, c, part, walkID, i) })
 	return err
