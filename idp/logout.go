@@ -421,6 +421,9 @@ type logoutRow struct {
 	Channel string
 	Result  string
 	Frame   string
+	// AwaitLoad: an OIDC front-channel frame, which answers nothing;
+	// logout.js waits for it to load.
+	AwaitLoad bool
 	// States are every result's words, the current one shown: logout.js
 	// switches between them as answers come in.
 	States []resultState
@@ -459,7 +462,7 @@ func rowsOf(w *LogoutWalk) []logoutRow {
 	rows := make([]logoutRow, len(w.Items))
 	for i, it := range w.Items {
 		rows[i] = logoutRow{N: i, Name: cmpOr(it.Name, it.ID), Channel: it.Channel, Result: it.Result, Frame: it.Frame,
-			States: statesFor(it.Result)}
+			AwaitLoad: it.Result == LogoutRequested, States: statesFor(it.Result)}
 	}
 	return rows
 }

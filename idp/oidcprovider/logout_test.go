@@ -125,6 +125,9 @@ func TestLogoutReachesBackAndFrontChannelClients(t *testing.T) {
 	if !strings.Contains(walk.Body, "data-logout-walk") {
 		t.Fatalf("no logout page: %d\n%s", walk.Status, walk.Body)
 	}
+	if !strings.Contains(walk.Body, "data-frontchannel") {
+		t.Error("logout.js is not told to wait for the front-channel frame")
+	}
 	m := regexp.MustCompile(`<iframe src="([^"]+)"`).FindStringSubmatch(walk.Body)
 	if m == nil {
 		t.Fatalf("no front-channel frame:\n%s", walk.Body)
