@@ -87,7 +87,8 @@ type LogoutNotifier interface {
 	// SendLogout tells p over the back channel, within the notifier's own
 	// short timeout. An error means the first attempt failed; the notifier
 	// then retries in the background and reports the end with
-	// RecordLogoutResult.
+	// RecordLogoutResult, or returns ErrLogoutNotRetried (wrapped) when it
+	// will not.
 	SendLogout(ctx context.Context, p Participant, walkID string, n int) error
 }
 
@@ -206,6 +207,10 @@ type LogoutOptions struct {
 	FinishData []byte
 }
 
+// ErrLogoutNotRetried marks a SendLogout failure after which no retry
+// follows: the participant is reported as not logged out at once.
+var ErrLogoutNotRetried = errors.New("idp: logout not delivered, no retry")
+
 // ErrLogoutWalkNotFound: no such logout, or it is too old.
 var ErrLogoutWalkNotFound = errors.New("idp: logout not found")
 
@@ -260,6 +265,9 @@ func (a *App) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 			wg.Go(func() {
 				if err := n.SendLogout(ctx, it.Participant, walk.ID, i); err != nil {
 					it.Result = LogoutRetrying
+					if errors.Is(err, ErrLogoutNotRetried) {
+						it.Result = LogoutFailed
+					}
 					return
 				}
 				it.Result = LogoutOK
@@ -271,7 +279,9 @@ func (a *App) Logout(ctx context.Context, opts LogoutOptions) (string, error) {
 	wg.Wait()
 	for _, it := range walk.Items {
 		switch it.Result {
-		case LogoutOK, LogoutUnsupported:
+		case LogoutOK, LogoutUnsupported, LogoutRequested, LogoutFailed:
+			// Settled now; front-channel SAML answers and back-channel
+			// retries are audited when they settle.
 			a.auditPropagation(ctx, walk, it)
 		}
 	}
@@ -411,6 +421,9 @@ type logoutRow struct {
 	Channel string
 	Result  string
 	Frame   string
+	// AwaitLoad: an OIDC front-channel frame, which answers nothing;
+	// logout.js waits for it to load.
+	AwaitLoad bool
 	// States are every result's words, the current one shown: logout.js
 	// switches between them as answers come in.
 	States []resultState
@@ -449,7 +462,7 @@ func rowsOf(w *LogoutWalk) []logoutRow {
 	rows := make([]logoutRow, len(w.Items))
 	for i, it := range w.Items {
 		rows[i] = logoutRow{N: i, Name: cmpOr(it.Name, it.ID), Channel: it.Channel, Result: it.Result, Frame: it.Frame,
-			States: statesFor(it.Result)}
+			AwaitLoad: it.Result == LogoutRequested, States: statesFor(it.Result)}
 	}
 	return rows
 }

@@ -66,9 +66,14 @@ func TestTokenEndpointThrottlesWrongSecrets(t *testing.T) {
 	if secs, err := strconv.Atoi(retry); err != nil || secs < 1 || secs > 600 {
 		t.Errorf("Retry-After %q, want the seconds left in the window", retry)
 	}
-	// The right secret waits too: the budget refuses before any check.
-	if status, _, _ := e.postClient("/oauth/token", "machine", robotSecret, form); status != http.StatusTooManyRequests {
-		t.Errorf("right secret during the lock: %d, want 429", status)
+	// The relying party itself keeps working: a secret already known to be
+	// right is not a guess, spends nothing and costs no slow hash.
+	if status, _, body := e.postClient("/oauth/token", "machine", robotSecret, form); status != http.StatusOK {
+		t.Errorf("right secret during the lock: %d %s, want 200", status, body)
+	}
+	// Another wrong one is still refused before any check.
+	if status, _, _ := e.postClient("/oauth/token", "machine", "wrong-again", form); status != http.StatusTooManyRequests {
+		t.Errorf("wrong secret after the right one: %d, want 429", status)
 	}
 	events, err := e.db.ListAudit(context.Background(), store.AuditFilter{Type: "oauth_client_auth_locked"})
 	if err != nil || len(events) != 1 || events[0].Detail["client_id"] != "machine" || events[0].Detail["budget"] != "oauth_client" {
@@ -114,5 +119,55 @@ func TestIntrospectionAndRevocationThrottlePerAddress(t *testing.T) {
 	if events, _ := e.db.ListAudit(context.Background(), store.AuditFilter{Type: "oauth_client_auth_throttled"}); len(events) != 3 ||
 		events[0].Detail["budget"] != "ip" {
 		t.Errorf("throttled requests audited: %+v", events)
+	}
+}
+
+// TestKnownSecretSpendsNoBudget: a hashed secret is known only once it was
+// accepted; before that the right secret waits out a lock like any guess
+// (the budget refuses before the slow hash), after it the relying party
+// passes through a lock that wrong secrets keep in place.
+func TestKnownSecretSpendsNoBudget(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) {
+		c.OIDC.ClientAuthBudget.PerClient = config.Budget{Limit: 1, Window: 10 * time.Minute}
+	})
+	// An unknown code: once the client is authenticated the answer is 400
+	// invalid_grant, a wrong secret 401, a lock 429.
+	redeem := func(secret string) int {
+		t.Helper()
+		resp, err := http.PostForm(e.issuer+"/oauth/token", url.Values{
+			"grant_type": {"authorization_code"}, "code": {"unknown"}, "redirect_uri": {rpBase + "/post/cb"},
+			"client_id": {"post"}, "client_secret": {secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	steps := []struct {
+		secret string
+		want   int
+	}{
+		{"wrong", http.StatusUnauthorized},
+		{postSecret, http.StatusTooManyRequests}, // not known yet: the lock holds
+	}
+	for i, s := range steps {
+		if got := redeem(s.secret); got != s.want {
+			t.Fatalf("step %d: %d, want %d", i, got, s.want)
+		}
+	}
+	e.clock.Advance(11 * time.Minute)
+	for i, s := range []struct {
+		secret string
+		want   int
+	}{
+		{postSecret, http.StatusBadRequest}, // accepted after bcrypt: known from now on
+		{"wrong", http.StatusUnauthorized},
+		{"wrong", http.StatusTooManyRequests},
+		{postSecret, http.StatusBadRequest},
+		{postSecret, http.StatusBadRequest},
+	} {
+		if got := redeem(s.secret); got != s.want {
+			t.Errorf("after the window, step %d: %d, want %d", i, got, s.want)
+		}
 	}
 }

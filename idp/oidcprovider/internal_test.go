@@ -140,6 +140,11 @@ func TestSecretCheckers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A hashed secret is not known before it was accepted once;
+			// a plain one always is.
+			if got, want := check.known(secret), tt.name == "plain"; got != want {
+				t.Errorf("known before any check = %v, want %v", got, want)
+			}
 			// Twice each: the second right answer may come from the cache,
 			// which must not let a wrong one through afterwards.
 			for i, c := range []struct {
@@ -149,6 +154,14 @@ func TestSecretCheckers(t *testing.T) {
 				if got := check.check(c.presented); got != c.want {
 					t.Errorf("step %d: check(%q) = %v, want %v", i, c.presented, got, c.want)
 				}
+			}
+			for _, wrong := range []string{secret + "x", "", secret[:len(secret)-1]} {
+				if check.known(wrong) {
+					t.Errorf("known(%q) after the right secret was accepted", wrong)
+				}
+			}
+			if !check.known(secret) {
+				t.Error("the accepted secret is not known")
 			}
 		})
 	}

@@ -111,11 +111,13 @@ func (n *logoutNotifier) SendLogout(ctx context.Context, part idp.Participant, w
 	if err == nil {
 		return nil
 	}
-	n.p.log.WarnContext(ctx, "back-channel logout failed; retrying", "client_id", part.ID, "attempt", 1, "error", err)
 	if n.cfg.Attempts <= 1 {
-		n.giveUp(context.WithoutCancel(ctx), part, walkID, i, 1, err)
-		return err
+		// The logout records the failure itself (its record is not
+		// written yet).
+		n.p.log.ErrorContext(ctx, "back-channel logout not delivered", "client_id", part.ID, "attempts", 1, "error", err)
+		return fmt.Errorf("%w: %w", idp.ErrLogoutNotRetried, err)
 	}
+	n.p.log.WarnContext(ctx, "back-channel logout failed; retrying", "client_id", part.ID, "attempt", 1, "error", err)
 	bg := context.WithoutCancel(ctx)
 	n.retries.Go(func() { n.retry(bg, c, part, walkID, i) })
 	return err
@@ -131,9 +133,7 @@ func (n *logoutNotifier) retry(ctx context.Context, c *client, part idp.Particip
 		wait *= 2
 		if err = n.attempt(ctx, c, part); err == nil {
 			n.p.log.InfoContext(ctx, "back-channel logout delivered", "client_id", part.ID, "attempt", attempt)
-			if rerr := n.p.app.RecordLogoutResult(ctx, walkID, i, idp.LogoutOK); rerr != nil {
-				n.p.log.WarnContext(ctx, "recording a logout result failed", "client_id", part.ID, "error", rerr)
-			}
+			n.record(ctx, part, walkID, i, idp.LogoutOK)
 			return
 		}
 		n.p.log.WarnContext(ctx, "back-channel logout failed", "client_id", part.ID, "attempt", attempt, "error", err)
@@ -145,8 +145,24 @@ func (n *logoutNotifier) retry(ctx context.Context, c *client, part idp.Particip
 // logout's record audited and counted.
 func (n *logoutNotifier) giveUp(ctx context.Context, part idp.Participant, walkID string, i, attempts int, err error) {
 	n.p.log.ErrorContext(ctx, "back-channel logout not delivered", "client_id", part.ID, "attempts", attempts, "error", err)
-	if rerr := n.p.app.RecordLogoutResult(ctx, walkID, i, idp.LogoutFailed); rerr != nil {
-		n.p.log.WarnContext(ctx, "recording a logout result failed", "client_id", part.ID, "error", rerr)
+	n.record(ctx, part, walkID, i, idp.LogoutFailed)
+}
+
+// record writes a retry's outcome to the logout's record. The record is
+// written when the logout request commits, which a quick retry can
+// precede: a missing record is looked for again for a few seconds.
+func (n *logoutNotifier) record(ctx context.Context, part idp.Participant, walkID string, i int, result string) {
+	var err error
+	for try := 0; try < 20; try++ {
+		if err = n.p.app.RecordLogoutResult(ctx, walkID, i, result); !errors.Is(err, idp.ErrLogoutWalkNotFound) {
+			break
+		}
+		if !n.sleep(ctx, 250*time.Millisecond) {
+			break
+		}
+	}
+	if err != nil {
+		n.p.log.WarnContext(ctx, "recording a logout result failed", "client_id", part.ID, "error", err)
 	}
 }
 

@@ -125,6 +125,9 @@ func TestLogoutReachesBackAndFrontChannelClients(t *testing.T) {
 	if !strings.Contains(walk.Body, "data-logout-walk") {
 		t.Fatalf("no logout page: %d\n%s", walk.Status, walk.Body)
 	}
+	if !strings.Contains(walk.Body, "data-frontchannel") {
+		t.Error("logout.js is not told to wait for the front-channel frame")
+	}
 	m := regexp.MustCompile(`<iframe src="([^"]+)"`).FindStringSubmatch(walk.Body)
 	if m == nil {
 		t.Fatalf("no front-channel frame:\n%s", walk.Body)
@@ -163,6 +166,24 @@ func TestLogoutReachesBackAndFrontChannelClients(t *testing.T) {
 	for _, want := range []string{"Web portal", "Logged out", "Form-post app", "Logout requested", "Single-page app", "Does not support logout"} {
 		if !strings.Contains(done.Body, want) {
 			t.Errorf("results lack %q:\n%s", want, done.Body)
+		}
+	}
+	// Each application's outcome is audited once.
+	results := map[string]string{}
+	for _, typ := range []string{"logout_propagated", "logout_propagation_failed"} {
+		events, _ := e.db.ListAudit(context.Background(), store.AuditFilter{Type: typ})
+		for _, ev := range events {
+			if _, dup := results[ev.Detail["service"]]; dup {
+				t.Errorf("%s audited twice", ev.Detail["service"])
+			}
+			results[ev.Detail["service"]] = ev.Detail["channel"] + "/" + ev.Detail["result"]
+		}
+	}
+	want := map[string]string{"web": "back/ok", "post": "front/requested", "spa": "none/unsupported"}
+	for k, v := range want {
+		if results[k] != v {
+			t.Errorf("audited %v, want %v", results, want)
+			break
 		}
 	}
 }
@@ -241,4 +262,52 @@ func scrapeMetric(t *testing.T, e *env, series string) string {
 		}
 	}
 	return ""
+}
+
+// TestLogoutLimitsAreEnforced: a hanging back-channel endpoint holds the
+// user's logout no longer than logout.backchannel.timeout; a session
+// remembers at most logout.max_services applications (the newest); the
+// logout page waits logout.front_channel_wait before its no-script refresh.
+func TestLogoutLimitsAreEnforced(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); hang.Close() })
+	e := newEnv(t, withLogoutClients(hang.URL+"/bc"), func(c *config.Config) {
+		c.Logout.MaxServices = 2
+		c.Logout.FrontChannelWait = 7 * time.Second
+		c.Logout.Backchannel = config.BackchannelLogout{Timeout: 300 * time.Millisecond, Attempts: 1, Backoff: time.Second}
+	})
+	b := e.browser()
+	b.login(e.rp("web"), testldap.Alice)  // back channel, hangs
+	b.login(e.rp("post"), testldap.Alice) // front channel
+	b.login(e.rp("spa"), testldap.Alice)  // none; pushes out the oldest (web)
+	user := b.Get("/user/")
+	p := b.Post("/logout", url.Values{"csrf_token": {user.Hidden(t, "csrf_token")}})
+	walk := b.Follow(p)
+	if strings.Contains(walk.Body, "Web portal") || !strings.Contains(walk.Body, "Form-post app") || !strings.Contains(walk.Body, "Single-page app") {
+		t.Errorf("max_services 2 should keep the newest two applications:\n%s", walk.Body)
+	}
+	if !strings.Contains(walk.Body, `content="7;url=/logout/done?id=`) || !strings.Contains(walk.Body, `data-wait="7000"`) {
+		t.Errorf("the logout page does not wait front_channel_wait:\n%s", walk.Body)
+	}
+
+	// With the back-channel client remembered, its hanging endpoint holds
+	// the logout for the timeout only.
+	b2 := e.browser()
+	b2.login(e.rp("web"), testldap.Bob)
+	user = b2.Get("/user/")
+	start := time.Now()
+	p = b2.Post("/logout", url.Values{"csrf_token": {user.Hidden(t, "csrf_token")}})
+	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("logout with a hanging back channel took %s, want about the 300ms timeout", d)
+	}
+	if done := b2.Follow(p); !strings.Contains(done.Body, "Could not be logged out") {
+		t.Errorf("a back channel that timed out on its only attempt is not reported:\n%s", done.Body)
+	}
 }
