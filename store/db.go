@@ -37,6 +37,9 @@ type DB struct {
 	dir   string
 	ready readyState
 
+	// group commits units of work together (SQLite); nil: a
+	// transaction per unit (PostgreSQL).
+	group *groupCommitter
 	// counts is shared with the counting connections of both pools (Stats).
 	counts *counters
 }
@@ -120,6 +123,9 @@ func (db *DB) closeStmts() {
 
 // Close releases the database. Calls in flight may fail.
 func (db *DB) Close() error {
+	if db.group != nil {
+		db.group.close()
+	}
 	db.closeStmts()
 	err := db.write.Close()
 	if db.read != db.write {

@@ -15,3 +15,10 @@ func (db *DB) LimitPagesForTest(ctx context.Context) error {
 	var limit int
 	return db.write.QueryRowContext(ctx, `PRAGMA max_page_count = `+strconv.Itoa(pages+8)).Scan(&limit)
 }
+
+// PauseGroupCommitForTest holds SQLite's group committer before its next
+// group until resume is called, and reports how many units wait.
+func (db *DB) PauseGroupCommitForTest() (waiting func() int, resume func()) {
+	db.group.pause.Lock()
+	return func() int { return int(db.group.waiting.Load()) }, db.group.pause.Unlock
+}

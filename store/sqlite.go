@@ -88,6 +88,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 		return nil, err
 	}
 	db.dir = filepath.Dir(abs)
+	db.group = newGroupCommitter(db)
 	return db, nil
 }
 

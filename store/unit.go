@@ -265,8 +265,12 @@ func (u *Unit) committed() {
 	}
 }
 
-// commitUnit writes u in a transaction of its own.
+// commitUnit writes u: with the group of units waiting (SQLite), or in a
+// transaction of its own.
 func (db *DB) commitUnit(ctx context.Context, u *Unit) error {
+	if db.group != nil {
+		return db.group.commit(ctx, u)
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error { return u.apply(ctx, tx) })
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
