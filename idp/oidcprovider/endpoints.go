@@ -86,8 +86,8 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK, hide5xx: true}
-	p.op.ServeHTTP(rec, r)
+	rec := p.opWriter(w)
+	p.op.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), outageNoteKey{}, rec.note)))
 	if rec.status == http.StatusOK && grant != string(oidc.GrantTypeClientCredentials) {
 		// op signed one ID token into this answer.
 		p.storage.issued(metrics.TokenID)
@@ -98,14 +98,55 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 // error's body (op puts the text of whatever error it got there: store or
 // directory messages naming internal hosts) is replaced by a fixed one;
 // op has logged the error itself.
+//
+// With a note, the answer to a request whose store or directory calls
+// failed as outages becomes 503 with Retry-After, whatever op made of the
+// error: it answers a refresh with invalid_grant (the client would drop a
+// good refresh token) and an introspection with "not active". failed
+// counts outages and 5xx answers.
 type statusWriter struct {
 	http.ResponseWriter
 	status  int
 	hide5xx bool
 	hidden  bool
+	note    *outageNote
+	failed  func(class string)
+	wrote   bool
+}
+
+// opWriter is the statusWriter of the endpoints op answers.
+func (p *Provider) opWriter(w http.ResponseWriter) *statusWriter {
+	return &statusWriter{ResponseWriter: w, status: http.StatusOK, hide5xx: true, note: &outageNote{},
+		failed: p.app.Metrics().RequestFailed}
+}
+
+// watchOutages serves an op endpoint through an opWriter.
+func (p *Provider) watchOutages(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := p.opWriter(w)
+		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), outageNoteKey{}, sw.note)))
+	})
 }
 
 func (s *statusWriter) WriteHeader(code int) {
+	if s.wrote {
+		return
+	}
+	s.wrote = true
+	if s.note != nil && s.note.seen.Load() {
+		code = http.StatusServiceUnavailable
+		s.status, s.hidden = code, true
+		if s.failed != nil {
+			s.failed(metrics.FailureUnavailable)
+		}
+		s.Header().Del("Content-Length")
+		s.Header().Set("Retry-After", "30")
+		writeOAuthError(s.ResponseWriter, code, oidc.ErrServerError().WithDescription("the identity provider is temporarily unavailable"))
+		return
+	}
+	if code >= 500 && s.failed != nil {
+		s.failed(metrics.FailureInternal)
+	}
 	s.status = code
 	if s.hide5xx && code >= 500 {
 		s.hidden = true
@@ -117,6 +158,9 @@ func (s *statusWriter) WriteHeader(code int) {
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
 	if s.hidden {
 		return len(b), nil
 	}

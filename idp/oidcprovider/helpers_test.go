@@ -85,6 +85,13 @@ func (s outageStore) UpdateRecord(ctx context.Context, kind, id string, now time
 	return s.DB.UpdateRecord(ctx, kind, id, now, fn)
 }
 
+func (s outageStore) GetOIDCToken(ctx context.Context, id string, now time.Time) (*store.OIDCToken, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("test outage: %w", store.ErrUnavailable)
+	}
+	return s.DB.GetOIDCToken(ctx, id, now)
+}
+
 // postSecretHash is made once: bcrypt is slow on purpose.
 var postSecretHash = sync.OnceValues(func() ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(postSecret), 10)

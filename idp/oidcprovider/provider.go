@@ -118,8 +118,8 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		return nil, err
 	}
 	storage := &Storage{
-		store:           opts.Store,
-		dir:             opts.Directory,
+		store:           notingStore{opts.Store},
+		dir:             notingDirectory{opts.Directory},
 		clients:         clients,
 		claims:          newClaimMapper(cfg.OIDC),
 		keys:            keys,
@@ -242,8 +242,8 @@ func (p *Provider) Mount(app App) {
 	app.Handle("GET "+pathCallback, http.HandlerFunc(p.handleCallback))
 	app.Handle("GET "+pathConsented, http.HandlerFunc(p.handleConsented))
 	app.HandleProtocol("POST "+pathToken, "/oauth/", p.limitClientAuth("token", http.HandlerFunc(p.handleToken)))
-	app.HandleProtocol("POST "+pathIntrospect, "/oauth/", p.limitClientAuth("introspection", noStore(p.op)))
-	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.limitClientAuth("revocation", p.op))
+	app.HandleProtocol("POST "+pathIntrospect, "/oauth/", p.limitClientAuth("introspection", noStore(p.watchOutages(p.op))))
+	app.HandleProtocol("POST "+pathRevoke, "/oauth/", p.limitClientAuth("revocation", p.watchOutages(p.op)))
 	app.HandleProtocol(pathUserinfo, pathUserinfo, http.HandlerFunc(p.handleUserinfo))
 	app.HandleProtocol(pathEndSession, pathEndSession, http.HandlerFunc(p.handleEndSession))
 	app.RegisterLogout(idp.ProtocolOIDC, p.logout)

@@ -3,6 +3,7 @@ package oidcprovider_test
 import (
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -108,4 +109,61 @@ func TestTokenEndpointOutageIs503(t *testing.T) {
 
 	e.storeDown.Store(false)
 	web.mustExchange(code, f)
+}
+
+// TestTokenOutagesAre503: a refresh, an introspection and a revocation
+// that meet a store outage are answered 503 with Retry-After (op itself
+// would say 500), counted as unavailable; once the store is back the same
+// refresh token works: the outage used nothing up.
+func TestTokenOutagesAre503(t *testing.T) {
+	e, web, tok := offlineLogin(t)
+	post := func(path string, form url.Values) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("web", webSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	e.storeDown.Store(true)
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}},
+		{"/oauth/introspect", url.Values{"token": {tok.AccessToken}}},
+		{"/oauth/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}},
+	} {
+		resp := post(c.path, c.form)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s during a store outage = %d (Retry-After %q), want 503 with Retry-After",
+				c.path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `idp_request_failures_total{class="unavailable"} 3`) {
+		t.Errorf("outages not counted as unavailable:\n%s", grepLines(rec.Body.String(), "idp_request_failures_total"))
+	}
+	e.storeDown.Store(false)
+	if _, err := web.refresh(tok.RefreshToken); err != nil {
+		t.Fatalf("refresh after the outage: %v", err)
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
