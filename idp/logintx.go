@@ -78,6 +78,9 @@ func (a *App) BeginLogin(ctx context.Context, req AuthRequest) (string, error) {
 		return "", fmt.Errorf("idp: AuthRequest.ReturnTo must be a local path, got %q", req.ReturnTo)
 	}
 	binding := a.sessionBinding(ctx)
+	// The login form needs the session's form token: made now, with the
+	// binding, the form's GET leaves the session unchanged (no write).
+	a.csrfToken(ctx)
 	now := a.now()
 	tx := &LoginTx{
 		ID:      randomToken(24),
