@@ -78,8 +78,8 @@ func (a *App) BeginLogin(ctx context.Context, req AuthRequest) (string, error) {
 		return "", fmt.Errorf("idp: AuthRequest.ReturnTo must be a local path, got %q", req.ReturnTo)
 	}
 	binding := a.sessionBinding(ctx)
-	// The login form needs the session's form token: made now, with the
-	// binding, the form's GET leaves the session unchanged (no write).
+	// The login form needs a CSRF token: made now, with the binding, so the
+	// session is written once here and GET /login writes nothing.
 	a.csrfToken(ctx)
 	now := a.now()
 	tx := &LoginTx{

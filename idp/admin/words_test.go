@@ -14,8 +14,9 @@ import (
 )
 
 // auditCallRe finds the event type of an audit write in Go source: the
-// string literal after the context in audit/auditAs/Audit/AuditAs calls.
-var auditCallRe = regexp.MustCompile(`\b(?:audit|auditAs|Audit|AuditAs)\((?:ctx|r\.Context\(\)), "([a-z0-9_]+)"`)
+// string literal after the context in audit, auditAs, auditSecurity and
+// auditRequired calls (exported or not).
+var auditCallRe = regexp.MustCompile(`\b(?:audit|auditAs|Audit|AuditAs|auditSecurity|AuditSecurity|auditRequired|AuditRequired)\((?:ctx|r\.Context\(\)), "([a-z0-9_]+)"`)
 
 // TestEveryAuditTypeHasWords keeps the console readable: every event type
 // the module writes has ja/en words in the catalog (audit.type.TYPE), so

@@ -72,6 +72,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	// client named here is the one op then authenticates and issues to.
 	r = r.WithContext(withSigningAlg(r.Context(), c.signingAlg))
 	if grant == string(oidc.GrantTypeCode) {
+		r = r.WithContext(withCodeExchange(r.Context()))
 		if status, e := p.checkCodeRequest(r); e != nil {
 			switch status {
 			case http.StatusUnauthorized:

@@ -291,8 +291,26 @@ func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 }
 
 // DeleteAuthRequest removes a request (op calls it once tokens are issued).
+// At a code exchange there is nothing left to remove: SaveAuthCode deleted
+// the request when it issued the code, so the token answer skips a
+// statement that would find no row.
 func (s *Storage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if isCodeExchange(ctx) {
+		return nil
+	}
 	return s.store.DeleteRecord(ctx, recordAuthRequest, id)
+}
+
+type codeExchangeKey struct{}
+
+// withCodeExchange marks a token request redeeming an authorization code.
+func withCodeExchange(ctx context.Context) context.Context {
+	return context.WithValue(ctx, codeExchangeKey{}, true)
+}
+
+func isCodeExchange(ctx context.Context) bool {
+	v, _ := ctx.Value(codeExchangeKey{}).(bool)
+	return v
 }
 
 // CreateAccessToken issues an access token without a refresh token: for a
