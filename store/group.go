@@ -26,10 +26,10 @@ const maxGroup = 64
 // concurrent transactions in parallel, so each unit keeps a transaction of
 // its own there.
 type groupCommitter struct {
-	db    *DB
-	queue chan *groupItem
-	stop  chan struct{}
-	done  sync.WaitGroup
+	db      *DB
+	queue   chan *groupItem
+	stop    chan struct{}
+	done    sync.WaitGroup
 	closing sync.Once
 	// mu guards closed: no unit is queued once close began, so the
 	// writer's last drain answers every queued one.

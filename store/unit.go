@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -384,24 +386,36 @@ func (u *Unit) apply(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("bind session user: %w", err)
 		}
 	}
-	for _, x := range u.undos {
-		if _, err := stmt(db.q.undoCounter).ExecContext(ctx, x.key, nanos(x.now)); err != nil {
-			return fmt.Errorf("undo counter: %w", err)
-		}
+	if err := execKeys(ctx, tx, `UPDATE counters SET hits = hits - 1 WHERE hits > 0 AND reset_at > $1 AND counter_key IN `,
+		u.undoGroups()); err != nil {
+		return fmt.Errorf("undo counter: %w", err)
 	}
-	for _, key := range u.resetOrd {
-		if _, err := stmt(db.q.resetCounter).ExecContext(ctx, key); err != nil {
+	if len(u.resetOrd) > 0 {
+		if err := execKeys(ctx, tx, `DELETE FROM counters WHERE counter_key IN `,
+			[]keyGroup{{keys: u.resetOrd}}); err != nil {
 			return fmt.Errorf("reset counter: %w", err)
 		}
 	}
-	for _, e := range u.audit {
-		detail, err := auditDetail(e)
-		if err != nil {
-			return err
+	if len(u.audit) > 0 {
+		// One statement for the request's events, in order (ids increase).
+		var q strings.Builder
+		q.WriteString(`INSERT INTO audit_log
+	(occurred_at, event_type, actor, subject, client_ip, user_agent, request_id, detail) VALUES `)
+		args := make([]any, 0, 8*len(u.audit))
+		for i, e := range u.audit {
+			detail, err := auditDetail(e)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+			args = append(args, nanos(e.Time), e.Type, e.Actor, e.Subject, e.ClientIP, e.UserAgent, e.RequestID, detail)
 		}
-		if _, err := stmt(db.q.appendAudit).ExecContext(ctx, nanos(e.Time), e.Type, e.Actor, e.Subject,
-			e.ClientIP, e.UserAgent, e.RequestID, detail); err != nil {
-			return fmt.Errorf("append audit %s: %w", e.Type, err)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("append audit %s: %w", u.audit[0].Type, err)
 		}
 	}
 	for i, p := range u.parts {
@@ -694,4 +708,50 @@ func (u *Unit) appendAudit(e AuditEvent) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.audit = append(u.audit, e)
+}
+
+// keyGroup is one statement's keys; with now set, the statement's $1.
+type keyGroup struct {
+	now  time.Time
+	keys []string
+}
+
+// execKeys runs prefix + "($n, …)" once per group, the group's keys as
+// the list (after now, when the group has one).
+func execKeys(ctx context.Context, tx *sql.Tx, prefix string, groups []keyGroup) error {
+	for _, g := range groups {
+		var args []any
+		if !g.now.IsZero() {
+			args = append(args, nanos(g.now))
+		}
+		var q strings.Builder
+		q.WriteString(prefix)
+		q.WriteString("(")
+		for i, k := range g.keys {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			args = append(args, k)
+			fmt.Fprintf(&q, "$%d", len(args))
+		}
+		q.WriteString(")")
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// undoGroups puts the unit's undos in as few statements as keep each hit
+// given back once: consecutive undos of one instant and distinct keys.
+func (u *Unit) undoGroups() []keyGroup {
+	var groups []keyGroup
+	for _, x := range u.undos {
+		if n := len(groups); n > 0 && groups[n-1].now.Equal(x.now) && !slices.Contains(groups[n-1].keys, x.key) {
+			groups[n-1].keys = append(groups[n-1].keys, x.key)
+			continue
+		}
+		groups = append(groups, keyGroup{now: x.now, keys: []string{x.key}})
+	}
+	return groups
 }
