@@ -14,6 +14,19 @@
 // public conformance suite in package store/storetest, run against both
 // dialects.
 //
+// A request's changes form one unit of work (BeginUnit, unit.go): the
+// idp middleware passes a context carrying it to every call, the calls
+// collect their changes, and one commit writes them all, before the
+// response goes out, with the audit rows they go with. Budget counters
+// and single-use updates (SpendAtOnce) are written at once. SQLite
+// commits the units waiting together (group.go: one writer, a savepoint
+// per request); PostgreSQL commits each in a transaction of its own.
+// Sessions in Redis cannot join the SQL transaction: scs writes them
+// directly, just before the unit commits; if the commit then fails, the
+// 503 page goes out without the session cookie, so a renewed token (a
+// sign-in) never reaches the browser, but a change to a session whose
+// token stays the same is kept in Redis although the request failed.
+//
 // # Where to start
 //
 // Open a DB and give it to idp.New as Options.Store, with

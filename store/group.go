@@ -132,11 +132,19 @@ func (g *groupCommitter) commitGroup(group []*groupItem) {
 		}
 		return
 	}
-	for i, it := range group {
-		errs[i] = applySavepoint(ctx, tx, fmt.Sprintf("unit_%d", i), it.unit.apply)
-		if errs[i] != nil && isTxBroken(errs[i]) {
-			err = errs[i]
-			break
+	if len(group) == 1 {
+		// Alone (no concurrency): no savepoint needed, a failure rolls
+		// back the transaction, which holds this unit only.
+		if errs[0] = group[0].unit.apply(ctx, tx); errs[0] != nil {
+			err = errs[0]
+		}
+	} else {
+		for i, it := range group {
+			errs[i] = applySavepoint(ctx, tx, fmt.Sprintf("unit_%d", i), it.unit.apply)
+			if errs[i] != nil && isTxBroken(errs[i]) {
+				err = errs[i]
+				break
+			}
 		}
 	}
 	if err == nil {
@@ -146,6 +154,8 @@ func (g *groupCommitter) commitGroup(group []*groupItem) {
 	}
 	for i, it := range group {
 		switch {
+		case err != nil && errors.Is(err, ErrConflict):
+			it.result <- err
 		case err != nil:
 			it.result <- fmt.Errorf("store: commit: %w", err)
 		case errs[i] != nil && errors.Is(errs[i], ErrConflict):

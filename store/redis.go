@@ -32,6 +32,10 @@ type RedisConfig struct {
 // RedisSessions keeps scs sessions in Redis (through scs's redisstore) and
 // remembers which sessions belong to which user, so that all sessions of a
 // user can be ended. It is safe for concurrent use.
+//
+// Redis cannot join a request's unit of work (DB.BeginUnit): sessions and
+// bindings here are written at once, not with the request's SQL changes;
+// see the package documentation for what that means when a commit fails.
 type RedisSessions struct {
 	*redisstore.RedisStore
 	pool       *redis.Pool
