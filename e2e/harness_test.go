@@ -219,13 +219,20 @@ func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 // is not subject to the page's CSP; the page itself runs no script).
 func eval[T any](tb *tab, expr string) T {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := tryEval[T](tb, expr)
 	if err != nil {
 		tb.t.Fatalf("browser: evaluating %.60q: %v", expr, err)
 	}
 	return v
+}
+
+// tryEval is eval for polling: an evaluation that meets a navigation in
+// progress (a page that posts itself on load) fails, and the caller looks
+// again.
+func tryEval[T any](tb *tab, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 }
 
 // navigate runs steps that load a new document (a click, a key press that
@@ -301,9 +308,12 @@ func (tb *tab) waitForURL(prefix string) {
 	tb.t.Helper()
 	deadline := time.Now().Add(actionTimeout)
 	for time.Now().Before(deadline) {
-		if strings.HasPrefix(tb.location(), prefix) && eval[string](tb, `document.readyState`) == "complete" {
-			tb.docURL = tb.location()
-			return
+		loc, err := tryEval[string](tb, `location.href`)
+		if err == nil && strings.HasPrefix(loc, prefix) {
+			if state, err := tryEval[string](tb, `document.readyState`); err == nil && state == "complete" {
+				tb.docURL = loc
+				return
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -39,6 +39,13 @@ type AuthRequest struct {
 	// KeysOnly demands a phishing-resistant factor: a security key or
 	// passkey; no other factor (nor a trusted browser) satisfies it.
 	KeysOnly bool `json:",omitempty"`
+	// ReturnInPlace: the form post that completes the last step is answered
+	// by ReturnTo's handler within the same request (seen as a GET of
+	// ReturnTo), instead of a redirect the browser follows with another
+	// request: one round trip and one store transaction less per login.
+	// For front-ends whose ReturnTo answers a finished login with a page
+	// (a continue page, a consent page, a form post), never a redirect.
+	ReturnInPlace bool `json:",omitempty"`
 }
 
 // LoginTx is a login transaction: one request's progress through the steps.

@@ -350,7 +350,10 @@ func (a *App) LogoutWalk(ctx context.Context, id string) (*LogoutWalk, error) {
 func (a *App) RecordLogoutResult(ctx context.Context, walkID string, n int, result string) error {
 	var settled *LogoutItem
 	var walk LogoutWalk
-	err := a.store.UpdateRecord(ctx, recordLogoutWalk, walkID, a.now(), func(old []byte) ([]byte, error) {
+	// The services answer into their frames at the same moment: each
+	// result is written at once (retried against the others), not as a
+	// compare-and-swap at the request's commit that all but one would lose.
+	err := a.store.UpdateRecord(store.SpendAtOnce(ctx), recordLogoutWalk, walkID, a.now(), func(old []byte) ([]byte, error) {
 		settled = nil
 		if err := json.Unmarshal(old, &walk); err != nil {
 			return nil, err
@@ -391,7 +394,8 @@ func (a *App) settleUnanswered(ctx context.Context, w *LogoutWalk) error {
 		return nil
 	}
 	var changed []LogoutItem
-	err := a.store.UpdateRecord(ctx, recordLogoutWalk, w.ID, a.now(), func(old []byte) ([]byte, error) {
+	// At once, like RecordLogoutResult: a late answer may land meanwhile.
+	err := a.store.UpdateRecord(store.SpendAtOnce(ctx), recordLogoutWalk, w.ID, a.now(), func(old []byte) ([]byte, error) {
 		changed = nil
 		if err := json.Unmarshal(old, w); err != nil {
 			return nil, err

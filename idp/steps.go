@@ -122,7 +122,31 @@ func (a *App) advance(w http.ResponseWriter, r *http.Request, tx *LoginTx) {
 			return
 		}
 	}
+	if st == stepDone && tx.Request.ReturnInPlace && r.Method == http.MethodPost {
+		a.serveInPlace(w, r, tx.Request.ReturnTo)
+		return
+	}
 	http.Redirect(w, r, a.stepURL(st, tx), http.StatusSeeOther)
+}
+
+// serveInPlace answers the form post that finished a login with the
+// handler of the front-end's ReturnTo, seen as a GET of it in this request's
+// context: the same session and the same unit of work, so the login's last
+// step and the front-end's answer are committed together.
+func (a *App) serveInPlace(w http.ResponseWriter, r *http.Request, target string) {
+	u, err := url.Parse(target)
+	if err != nil || !isLocalPath(target) {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	get := r.Clone(r.Context())
+	get.Method = http.MethodGet
+	get.URL = r.URL.ResolveReference(u)
+	get.RequestURI = u.RequestURI()
+	get.Body, get.ContentLength = http.NoBody, 0
+	get.Form, get.PostForm = nil, nil
+	get.Header.Del("Content-Type")
+	a.mux.ServeHTTP(w, get)
 }
 
 func (a *App) stepURL(st step, tx *LoginTx) string {

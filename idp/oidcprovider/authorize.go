@@ -93,6 +93,9 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		KeysOnly:   a.RequireKey,
 		MaxAge:     a.maxAge(),
 		ForceLogin: a.promptLogin(),
+		// The callback answers with the continue page (or the consent
+		// page): served in the request that finishes the login.
+		ReturnInPlace: true,
 	}
 	// A session that already satisfies the request answers at once (SSO);
 	// prompt=none never shows a page.

@@ -140,6 +140,9 @@ func (a *authnRequest) authRequest() idp.AuthRequest {
 		ClientName: a.sp.displayName(),
 		RequireMFA: a.policy.requireMFA(),
 		ForceLogin: a.forceAuthn(),
+		// The resume handler answers with the form post to the SP (or the
+		// consent page): served in the request that finishes the login.
+		ReturnInPlace: true,
 	}
 }
 
