@@ -15,7 +15,8 @@ import (
 // TestSmoke runs the whole harness briefly: a real slapd, the SMTP sink and
 // `idp serve` built from this tree, a few users enrolled through the pages,
 // and every scenario (password logins, OIDC for an RS256 and an ES256
-// relying party, refresh, SAML) for two seconds each, with no errors, the
+// relying party, password-only OIDC for users who never enrolled, refresh,
+// SAML) for two seconds each, with no errors, the
 // directory ceiling measured, and each row's share of it and store work
 // per login reported. It proves the machinery, not the speed.
 func TestSmoke(t *testing.T) {
@@ -35,8 +36,8 @@ func TestSmoke(t *testing.T) {
 	table := out.String()
 	rows := []struct{ scenario, alg string }{
 		{"login-trusted", "-"}, {"login-email", "-"}, {"saml", "-"},
-		{"oidc-trusted", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
-		{"oidc-trusted", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
+		{"oidc-trusted", "RS256"}, {"oidc-password", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
+		{"oidc-trusted", "ES256"}, {"oidc-password", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
 	}
 	ceil := regexp.MustCompile(`(?m)^directory ceiling .*: ([0-9.]+)/s, .* errors 0$`).FindStringSubmatch(table)
 	if ceil == nil || ceil[1] == "0.0" {

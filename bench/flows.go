@@ -75,6 +75,7 @@ const (
 	factorTrusted       factorMode = iota // the trusted-browser cookie
 	factorEmail                           // a mailed one-time password, read from the sink
 	factorEmailAndTrust                   // the same, ticking "Trust this browser"
+	factorNone                            // none: a user who never enrolled logs in with the password alone
 )
 
 // login opens start (a page that needs a login), signs in as u with the
@@ -93,7 +94,7 @@ func login(ctx context.Context, b *browser, sink *testsmtp.Server, u *vuser, sta
 		return p, nil, unexpected("the login form", p)
 	}
 	h := p.hidden()
-	if mode != factorTrusted {
+	if mode != factorTrusted && mode != factorNone {
 		drainMail(sink, u.otpAddress())
 	}
 	p, err = b.post(ctx, "/login", url.Values{
@@ -109,8 +110,8 @@ func login(ctx context.Context, b *browser, sink *testsmtp.Server, u *vuser, sta
 	if !strings.Contains(p.body, markMFAEmail) {
 		return p, nil, nil
 	}
-	if mode == factorTrusted {
-		return p, nil, unexpected("no MFA page with a trusted browser", p)
+	if mode == factorTrusted || mode == factorNone {
+		return p, nil, unexpected("no MFA page with a trusted browser or without a second factor", p)
 	}
 	code, err := mailedCode(ctx, sink, u.otpAddress())
 	if err != nil {
@@ -143,6 +144,20 @@ func enroll(ctx context.Context, base *url.URL, rt http.RoundTripper, sink *test
 	p, _, err := login(ctx, b, sink, u, "/user/", factorEmail)
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(p.body, markEnroll) {
+		// mfa.enrollment is optional (for the password-only users): the
+		// login ends on the account page, and the user opens the
+		// one-time password settings from there.
+		if err := signedIn(p, u); err != nil {
+			return err
+		}
+		if p, err = b.get(ctx, "/user/otp"); err != nil {
+			return err
+		}
+		if p, _, err = b.follow(ctx, p); err != nil {
+			return err
+		}
 	}
 	if !strings.Contains(p.body, markEnroll) {
 		return unexpected("the one-time password settings page", p)

@@ -275,7 +275,10 @@ mail:
     tls: none
     timeout: 10s
 mfa:
-  enrollment: required
+  # Optional, so that the pw... users, who never enroll, log in with the
+  # password alone (oidc-password); every user... account is enrolled
+  # and so still needs its second factor at every login.
+  enrollment: optional
   email:
     sends_per_hour: 100
 log:

@@ -145,12 +145,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	ls, err := testldap.StartServer(testldap.WithUsers(o.users), testldap.WithQuietLog())
+	ls, err := testldap.StartServer(testldap.WithUsers(o.users), testldap.WithPasswordOnlyUsers(o.users), testldap.WithQuietLog())
 	if err != nil {
 		return err
 	}
 	defer ls.Close()
-	logf("slapd with %d generated users ready in %s (%s)", o.users, time.Since(start).Round(100*time.Millisecond), ls.URL)
+	logf("slapd with %d generated users and %d password-only ones ready in %s (%s)", o.users, o.users, time.Since(start).Round(100*time.Millisecond), ls.URL)
 	sink, err := testsmtp.StartServer(testsmtp.WithForgetTaken())
 	if err != nil {
 		return err
@@ -220,6 +220,8 @@ func runIdP(ctx context.Context, o options, binary string, ls *testldap.Server, 
 	t := &target{base: base, transport: transport, sink: sink}
 	for i := range o.users {
 		t.users = append(t.users, &vuser{index: i, account: testldap.GeneratedUser(i)})
+		// Addresses after the enrolled users' (vuser.ip counts from index).
+		t.pwUsers = append(t.pwUsers, &vuser{index: o.users + i, account: testldap.PasswordOnlyUser(i)})
 	}
 	rps := map[string]*rp{}
 	for _, alg := range o.algs {
@@ -276,13 +278,19 @@ func runIdP(ctx context.Context, o options, binary string, ls *testldap.Server, 
 		}
 		for _, label := range labels {
 			t.rp = rps[label]
+			st := t
+			if sc.passwordOnly {
+				pt := *t
+				pt.users = t.pwUsers
+				st = &pt
+			}
 			if sc.prepare != nil {
-				if err := sc.prepare(ctx, t, o.workers); err != nil {
+				if err := sc.prepare(ctx, st, o.workers); err != nil {
 					return results, ceil, notes, fmt.Errorf("%s %s: preparing: %w", sc.name, label, err)
 				}
 			}
 			sleep(ctx, o.settle) // let the previous load's garbage go
-			r, err := measure(ctx, t, sc, label, idp, ls.PID(), measureOptions{
+			r, err := measure(ctx, st, sc, label, idp, ls.PID(), measureOptions{
 				workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir,
 			})
 			if err != nil {

@@ -19,6 +19,8 @@ type target struct {
 	rp        *rp     // nil without an OIDC provider
 	saml      *samlSP // nil without a SAML provider
 	users     []*vuser
+	// pwUsers never enrolled a second factor (password-only scenarios).
+	pwUsers []*vuser
 }
 
 func (t *target) browser(u *vuser) *browser { return newBrowser(t.base, t.transport, u.ip()) }
@@ -31,7 +33,9 @@ type scenario struct {
 	oidc bool
 	// saml scenarios need the SAML provider.
 	saml bool
-	desc string
+	// passwordOnly scenarios run with the users who never enrolled.
+	passwordOnly bool
+	desc         string
 	// prepare runs once before the timed loop (e.g. to get refresh tokens).
 	prepare func(ctx context.Context, t *target, workers int) error
 	// once is one login (one iteration) of user u.
@@ -69,6 +73,15 @@ var scenarios = []scenario{
 		desc: "OIDC code flow + PKCE: authorize, password, trusted browser, code, token, id_token verified",
 		once: func(ctx context.Context, t *target, u *vuser) error {
 			return oidcLogin(ctx, t, u, factorTrusted, "openid profile email")
+		},
+	},
+	{
+		name:         "oidc-password",
+		oidc:         true,
+		passwordOnly: true,
+		desc:         "the same flow for users with no second factor: authorize, password, code, token, id_token verified",
+		once: func(ctx context.Context, t *target, u *vuser) error {
+			return oidcLogin(ctx, t, u, factorNone, "openid profile email")
 		},
 	},
 	{

@@ -91,10 +91,23 @@ func GeneratedUser(i int) User {
 	}
 }
 
+// PasswordOnlyUser is the i-th account added by WithPasswordOnlyUsers: ID
+// pw00042, password bench-password-pw-00042, a student like GeneratedUser
+// but in a separate range, so a program can keep these accounts without a
+// second factor while it enrolls the others.
+func PasswordOnlyUser(i int) User {
+	id := fmt.Sprintf("pw%05d", i)
+	return User{
+		ID: id, Password: fmt.Sprintf("bench-password-pw-%05d", i), DN: "uid=" + id + "," + PeopleDN,
+		Mail: id + "@campus.example", DisplayName: fmt.Sprintf("Password Only User%05d", i),
+		Groups: []string{"students"}, EmployeeType: "student",
+	}
+}
+
 // fixtureLDIF renders the whole directory tree with the fixture accounts
 // and generated ones more. Users come before groups so the memberof overlay
 // can annotate them when the groups are added.
-func fixtureLDIF(generated, cryptRounds int) (string, error) {
+func fixtureLDIF(generated, passwordOnly, cryptRounds int) (string, error) {
 	hash := SSHA
 	if cryptRounds > 0 {
 		hash = func(pw string) (string, error) { return CryptSHA512(pw, cryptRounds) }
@@ -124,6 +137,9 @@ func fixtureLDIF(generated, cryptRounds int) (string, error) {
 	users := Users()
 	for i := range generated {
 		users = append(users, GeneratedUser(i))
+	}
+	for i := range passwordOnly {
+		users = append(users, PasswordOnlyUser(i))
 	}
 	if cryptRounds > 0 {
 		secret := make([]byte, 24)

@@ -11,7 +11,7 @@ import (
 
 func TestStartServerWithGeneratedUsers(t *testing.T) {
 	const n = 5
-	s, err := testldap.StartServer(testldap.WithUsers(n), testldap.WithQuietLog())
+	s, err := testldap.StartServer(testldap.WithUsers(n), testldap.WithPasswordOnlyUsers(2), testldap.WithQuietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,8 @@ func TestStartServerWithGeneratedUsers(t *testing.T) {
 		{"last generated", testldap.GeneratedUser(n - 1), true},
 		{"fixture user kept", testldap.Alice, true},
 		{"beyond n", testldap.GeneratedUser(n), false},
+		{"password-only", testldap.PasswordOnlyUser(1), true},
+		{"beyond password-only", testldap.PasswordOnlyUser(2), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

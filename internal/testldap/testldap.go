@@ -70,6 +70,7 @@ type Option func(*options)
 type options struct {
 	tls         bool
 	users       int
+	pwUsers     int
 	quiet       bool
 	cryptRounds int
 	noMemberOf  bool
@@ -88,6 +89,10 @@ func WithTLS() Option { return func(o *options) { o.tls = true } }
 // WithUsers adds n generated accounts, GeneratedUser(0) to
 // GeneratedUser(n-1), to the fixture.
 func WithUsers(n int) Option { return func(o *options) { o.users = n } }
+
+// WithPasswordOnlyUsers adds n generated accounts more,
+// PasswordOnlyUser(0) to PasswordOnlyUser(n-1) (pw00000...).
+func WithPasswordOnlyUsers(n int) Option { return func(o *options) { o.pwUsers = n } }
 
 // WithoutMemberOf leaves the memberof overlay out, as in a stock OpenLDAP:
 // entries then carry no memberOf attribute.
@@ -215,7 +220,7 @@ func (s *Server) setUp(opts []Option) error {
 		s.LDAPSURL = "ldaps://127.0.0.1:" + strconv.Itoa(s.tlsPort)
 	}
 
-	fixture, err := fixtureLDIF(o.users, o.cryptRounds)
+	fixture, err := fixtureLDIF(o.users, o.pwUsers, o.cryptRounds)
 	if err != nil {
 		return fmt.Errorf("building fixture: %w", err)
 	}
