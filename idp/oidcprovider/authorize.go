@@ -170,17 +170,31 @@ func (p *Provider) validateAuthorize(ctx context.Context, r *http.Request, req *
 	return op.ValidateAuthReqCodeChallengeMethod(req.CodeChallenge, req.CodeChallengeMethod)
 }
 
+// requestFromQuery loads the authorization request named by the URL's id;
+// otherwise it answers: gone when it expired (or never was), 503 in an
+// outage, 500 for anything else.
+func (p *Provider) requestFromQuery(w http.ResponseWriter, r *http.Request) (*authRequest, bool) {
+	a, err := p.storage.loadAuthRequest(p.ctx(r), r.URL.Query().Get("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p.showError(w, r, http.StatusGone, pageExpired, err)
+		return nil, false
+	case idp.IsUnavailable(err):
+		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
+		return nil, false
+	case err != nil:
+		p.showError(w, r, http.StatusInternalServerError, pageInternal, err)
+		return nil, false
+	}
+	return a, true
+}
+
 // handleCallback finishes a login the login core has completed: the
 // transaction must belong to this browser and have every step done.
 func (p *Provider) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := p.ctx(r)
-	a, err := p.storage.loadAuthRequest(ctx, r.URL.Query().Get("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		p.showError(w, r, http.StatusGone, pageExpired, err)
-		return
-	}
-	if err != nil {
-		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
+	a, ok := p.requestFromQuery(w, r)
+	if !ok {
 		return
 	}
 	if a.LoginTx == "" || a.IsDone || a.ConsentWait {

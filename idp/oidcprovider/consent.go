@@ -13,7 +13,6 @@ import (
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp"
 	"github.com/campusidp/campusidp/idp/consent"
-	"github.com/campusidp/campusidp/store"
 )
 
 // pathConsented is where the consent page sends the browser back.
@@ -123,13 +122,8 @@ func releasedScopes(scopes []string, req idp.ConsentRequest, answer *idp.Consent
 func (p *Provider) handleConsented(w http.ResponseWriter, r *http.Request) {
 	ctx := p.ctx(r)
 	gate, ca := p.consentGate()
-	a, err := p.storage.loadAuthRequest(ctx, r.URL.Query().Get("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		p.showError(w, r, http.StatusGone, pageExpired, err)
-		return
-	}
-	if err != nil {
-		p.showError(w, r, http.StatusServiceUnavailable, pageUnavailable, err)
+	a, ok := p.requestFromQuery(w, r)
+	if !ok {
 		return
 	}
 	u := (*idp.SessionUser)(nil)

@@ -51,22 +51,18 @@ func (p *Provider) responseXML(destination, inResponseTo string, status saml.Sta
 		Issuer:       &saml.Issuer{Format: issuerFormatSAML, Value: p.entityID},
 		Status:       status,
 	}
-	el := resp.Element()
-	if assertion != nil {
-		el.AddChild(assertion)
+	render := func() *etree.Element {
+		el := resp.Element()
+		if assertion != nil {
+			el.AddChild(assertion)
+		}
+		return el
 	}
-	sig, err := signer{p.keys}.signatureFor(el)
+	out, err := signer{p.keys}.envelopedXML(render, func(sig *etree.Element) { resp.Signature = sig })
 	if err != nil {
 		return nil, fmt.Errorf("saml: signing the response: %w", err)
 	}
-	resp.Signature = sig
-	el = resp.Element()
-	if assertion != nil {
-		el.AddChild(assertion)
-	}
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	return doc.WriteToBytes()
+	return out, nil
 }
 
 func statusOf(top, second string) saml.Status {

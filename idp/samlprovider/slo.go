@@ -322,15 +322,7 @@ func (p *Provider) sendLogoutResponse(w http.ResponseWriter, r *http.Request, lr
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
-	sig, err := signer{p.keys}.signatureFor(resp.Element())
-	if err != nil {
-		p.serverError(w, r, err)
-		return
-	}
-	resp.Signature = sig
-	doc := etree.NewDocument()
-	doc.SetRoot(resp.Element())
-	xmlBytes, err := doc.WriteToBytes()
+	xmlBytes, err := signer{p.keys}.envelopedXML(resp.Element, func(sig *etree.Element) { resp.Signature = sig })
 	if err != nil {
 		p.serverError(w, r, err)
 		return

@@ -148,15 +148,7 @@ func (p *Provider) handleSLOSend(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
 	}
-	sig, err := signer{p.keys}.signatureFor(req.Element())
-	if err != nil {
-		p.serverError(w, r, err)
-		return
-	}
-	req.Signature = sig
-	doc := etree.NewDocument()
-	doc.SetRoot(req.Element())
-	xmlBytes, err := doc.WriteToBytes()
+	xmlBytes, err := signer{p.keys}.envelopedXML(req.Element, func(sig *etree.Element) { req.Signature = sig })
 	if err != nil {
 		p.serverError(w, r, err)
 		return

@@ -171,3 +171,17 @@ func hasDirective(doc *etree.Document) bool {
 	}
 	return false
 }
+
+// envelopedXML signs a protocol message for the HTTP-POST binding (an
+// enveloped signature set with attach) and serializes it; el renders the
+// message, before and after the signature is attached.
+func (s signer) envelopedXML(el func() *etree.Element, attach func(sig *etree.Element)) ([]byte, error) {
+	sig, err := s.signatureFor(el())
+	if err != nil {
+		return nil, err
+	}
+	attach(sig)
+	doc := etree.NewDocument()
+	doc.SetRoot(el())
+	return doc.WriteToBytes()
+}
