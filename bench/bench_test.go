@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/campusidp/campusidp/internal/testpg"
 )
 
 // TestSmoke runs the whole harness briefly: a real slapd, the SMTP sink and
@@ -20,25 +23,52 @@ import (
 // directory ceiling measured, and each row's share of it and store work
 // per login reported. It proves the machinery, not the speed.
 func TestSmoke(t *testing.T) {
+	// 24 users: every email scenario runs on the one IdP, and a user's
+	// mailed codes are limited to mfa.email.sends_per_hour (100).
+	o := options{users: 24, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
+		algs: []string{"RS256", "ES256"}, logLevel: "warn", store: "sqlite"}
+	smoke(t, o, []smokeRow{
+		{"login-trusted", "-"}, {"login-email", "-"}, {"saml", "-"},
+		{"oidc-trusted", "RS256"}, {"oidc-password", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
+		{"oidc-trusted", "ES256"}, {"oidc-password", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
+	})
+}
+
+// TestSmokePostgres runs the OIDC scenarios with -store postgres: the IdP
+// on a database of its own on the tests' PostgreSQL server (dropped after),
+// and the server's CPU reported in its column.
+func TestSmokePostgres(t *testing.T) {
+	testpg.DSN(t) // skips (fails under CI=true) when the server does not answer
+	o := options{users: 8, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
+		algs: []string{"ES256"}, logLevel: "warn", store: "postgres",
+		scenarios: []string{"oidc-password", "oidc-trusted", "refresh"}}
+	table := smoke(t, o, []smokeRow{{"oidc-password", "ES256"}, {"oidc-trusted", "ES256"}, {"refresh", "ES256"}})
+	if !strings.Contains(table, "store postgres;") {
+		t.Errorf("the header does not name the store:\n%s", table)
+	}
+	pg := regexp.MustCompile(`(?m)^\s*oidc-trusted\s+ES256\s.*\s([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s*$`).FindStringSubmatch(table)
+	if pg == nil || pg[1] == "0.0" {
+		t.Errorf("no PostgreSQL CPU in the oidc-trusted row:\n%s", table)
+	}
+}
+
+type smokeRow struct{ scenario, alg string }
+
+// smoke runs the harness with o and checks each row of rows; it returns
+// the table.
+func smoke(t *testing.T, o options, rows []smokeRow) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the idp binary")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	// 24 users: every email scenario runs on the one IdP, and a user's
-	// mailed codes are limited to mfa.email.sends_per_hour (100).
-	o := options{users: 24, workers: 2, duration: 2 * time.Second, warmup: 300 * time.Millisecond, settle: 100 * time.Millisecond,
-		algs: []string{"RS256", "ES256"}, logLevel: "warn"}
 	if err := run(ctx, o, &out, io.MultiWriter(&log)); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), log.String())
 	}
 	table := out.String()
-	rows := []struct{ scenario, alg string }{
-		{"login-trusted", "-"}, {"login-email", "-"}, {"saml", "-"},
-		{"oidc-trusted", "RS256"}, {"oidc-password", "RS256"}, {"oidc-email", "RS256"}, {"refresh", "RS256"},
-		{"oidc-trusted", "ES256"}, {"oidc-password", "ES256"}, {"oidc-email", "ES256"}, {"refresh", "ES256"},
-	}
+	t.Logf("%s", table)
 	ceil := regexp.MustCompile(`(?m)^directory ceiling .*: ([0-9.]+)/s, .* errors 0$`).FindStringSubmatch(table)
 	if ceil == nil || ceil[1] == "0.0" {
 		t.Fatalf("no directory ceiling with a positive rate and no errors in:\n%s", table)
@@ -74,9 +104,10 @@ func TestSmoke(t *testing.T) {
 				r.scenario, r.alg, tx, stmts, writes, table)
 		}
 	}
-	if !strings.Contains(log.String(), "enrolled 24 users") {
+	if want := fmt.Sprintf("enrolled %d users", o.users); !strings.Contains(log.String(), want) {
 		t.Errorf("the log does not report the enrollment:\n%s", log.String())
 	}
+	return table
 }
 
 func TestParseFlags(t *testing.T) {
@@ -92,6 +123,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-duration", "0s"}, true},
 		{[]string{"-algs", "ES256,EdDSA"}, false},
 		{[]string{"-algs", "HS256"}, true},
+		{[]string{"-store", "postgres"}, false},
+		{[]string{"-store", "mysql"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -145,6 +178,9 @@ func TestProcReaders(t *testing.T) {
 	}
 	if d, err := machineBusy(); err != nil || d <= 0 {
 		t.Errorf("machineBusy() = %v, %v", d, err)
+	}
+	if tree, err := treeCPU(pid); err != nil || tree < selfCPU()-time.Second/clockTicks {
+		t.Errorf("treeCPU(self) = %v, %v; want at least the process's own", tree, err)
 	}
 	if _, err := cpuTime(-1); err == nil {
 		t.Error("cpuTime of no process succeeded")

@@ -53,6 +53,7 @@ type idpOptions struct {
 	logLevel string
 	profile  bool // open the pprof listener
 	saml     *samlKeys
+	pgDSN    string // store.driver postgres with this DSN; "" for SQLite in the IdP's directory
 }
 
 // idpProcess is a running `idp serve`.
@@ -68,7 +69,8 @@ type idpProcess struct {
 
 func (p *idpProcess) PID() int { return p.cmd.Process.Pid }
 
-// startIdP writes a config next to a fresh SQLite file in a new directory
+// startIdP writes a config (and, without a PostgreSQL DSN, a fresh SQLite
+// file) in a new directory
 // and starts `idp serve` on a free loopback port.
 func startIdP(ctx context.Context, o idpOptions, ls *testldap.Server, ms *testsmtp.Server) (*idpProcess, error) {
 	dir, err := os.MkdirTemp("", "idp-bench-")
@@ -239,6 +241,10 @@ func freePort() (int, error) {
 func idpConfig(o idpOptions, port int, dir string, ls *testldap.Server, ms *testsmtp.Server) string {
 	q := strconv.Quote
 	lc := ls.Config()
+	storeDriver, storeDSN := "sqlite", filepath.Join(dir, "idp.db")
+	if o.pgDSN != "" {
+		storeDriver, storeDSN = "postgres", o.pgDSN
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `server:
   listen: %s
@@ -256,7 +262,7 @@ ldap:
   attributes:
     extra: [employeeType]
 store:
-  driver: sqlite
+  driver: %s
   dsn: %s
 security:
   secret_key: %s
@@ -302,7 +308,7 @@ oidc:
 `,
 		q("127.0.0.1:"+strconv.Itoa(port)), q("http://127.0.0.1:"+strconv.Itoa(port)),
 		q(ls.URL), q(lc.BindDN), q(lc.BindPassword), q(lc.UserBaseDN), q(lc.UserFilter), q(lc.DisabledFilter),
-		q(filepath.Join(dir, "idp.db")), q(secretKey),
+		storeDriver, q(storeDSN), q(secretKey),
 		q(mailFrom), q(ms.Host()), ms.Port(),
 		q(o.logLevel), q(o.algs[0]))
 	// One relying party per algorithm, the same in all else: the OIDC

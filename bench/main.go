@@ -60,6 +60,7 @@ type options struct {
 	idpBinary  string
 	profileDir string
 	logLevel   string
+	store      string // the IdP's store.driver: sqlite or postgres
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.idpBinary, "idp", "", "prebuilt idp binary (default: go build ./cmd/idp)")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for a CPU profile of the IdP per scenario (opens its pprof listener on loopback)")
 	fs.StringVar(&o.logLevel, "idp-log-level", "info", "the IdP's log level (its log goes to a file)")
+	fs.StringVar(&o.store, "store", "sqlite", "the IdP's store: sqlite (a file in a temporary directory) or postgres (a fresh database on the tests' server at 127.0.0.1:5432, dropped after the run)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -102,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("bad flags")
 	case o.users < o.workers:
 		fmt.Fprintln(stderr, "bench: -users must be at least -c: one account never logs in twice at once")
+		return o, errors.New("bad flags")
+	case o.store != "sqlite" && o.store != "postgres":
+		fmt.Fprintf(stderr, "bench: unknown store %q (sqlite, postgres)\n", o.store)
 		return o, errors.New("bad flags")
 	case o.duration <= 0 || o.warmup < 0 || o.settle < 0:
 		fmt.Fprintln(stderr, "bench: -duration must be positive, -warmup and -settle not negative")
@@ -193,7 +198,24 @@ func countErrored(rs []result) int {
 // ones once per algorithm, the others once.
 func runIdP(ctx context.Context, o options, binary string, ls *testldap.Server, sink *testsmtp.Server,
 	keys *samlKeys, logf func(string, ...any)) (results []result, ceil *ceiling, notes []string, err error) {
-	idp, err := startIdP(ctx, idpOptions{binary: binary, algs: o.algs, logLevel: o.logLevel, profile: o.profileDir != "", saml: keys}, ls, sink)
+	iopts := idpOptions{binary: binary, algs: o.algs, logLevel: o.logLevel, profile: o.profileDir != "", saml: keys}
+	pgPID := 0
+	if o.store == "postgres" {
+		db, err := createPGDatabase(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		// Deferred before the IdP's Close, so it runs after it: the
+		// database is dropped once nothing uses it.
+		defer func() {
+			if cerr := db.Close(); cerr != nil {
+				logf("dropping the database %s: %v", db.name, cerr)
+			}
+		}()
+		iopts.pgDSN, pgPID = db.DSN, db.ServerPID
+		logf("postgres: database %s created on the server with pid %d", db.name, pgPID)
+	}
+	idp, err := startIdP(ctx, iopts, ls, sink)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -291,7 +313,7 @@ func runIdP(ctx context.Context, o options, binary string, ls *testldap.Server, 
 			}
 			sleep(ctx, o.settle) // let the previous load's garbage go
 			r, err := measure(ctx, st, sc, label, idp, ls.PID(), measureOptions{
-				workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir,
+				workers: o.workers, warmup: o.warmup, duration: o.duration, profileDir: o.profileDir, pgPID: pgPID,
 			})
 			if err != nil {
 				return results, ceil, notes, err
@@ -331,14 +353,14 @@ func summarizeProfile(ctx context.Context, path string, logf func(string, ...any
 }
 
 func printTable(w io.Writer, o options, results []result, ceil *ceiling, notes []string) {
-	fmt.Fprintf(w, "\n%d users, %d virtual browsers, %s per scenario after %s warm-up; %d CPUs (GOMAXPROCS), %s/%s\n\n",
-		o.users, o.workers, o.duration, o.warmup, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "\n%d users, %d virtual browsers, %s per scenario after %s warm-up; store %s; %d CPUs (GOMAXPROCS), %s/%s\n\n",
+		o.users, o.workers, o.duration, o.warmup, o.store, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	if ceil != nil {
 		fmt.Fprintf(w, "directory ceiling (slapd alone, %d loops of search + disabled check + bind): %.1f/s, slapd %s CPU per check, slapd CPU s %.1f, bench CPU s %.1f, other CPU s %.1f, errors %d\n\n",
 			o.workers, ceil.rate, ms(ceil.slapdCPUPerCheck()), ceil.slapdCPU.Seconds(), ceil.benchCPU.Seconds(), ceil.otherCPU.Seconds(), ceil.errors)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tof ceiling\tp50\tp99\terrors\twrite tx/login\tstmts/login\twrites/login\tIdP CPU s\tIdP CPU %\tCPU/login\tpeak RSS\tidle RSS\tslapd CPU s\tbench CPU s\tother CPU s\t")
+	fmt.Fprintln(tw, "scenario\talg\tlogins/s\tof ceiling\tp50\tp99\terrors\twrite tx/login\tstmts/login\twrites/login\tIdP CPU s\tIdP CPU %\tCPU/login\tpeak RSS\tidle RSS\tslapd CPU s\tpostgres CPU s\tbench CPU s\tother CPU s\t")
 	for _, r := range results {
 		share, tx, stmts, writes := "-", "-", "-", "-"
 		if ceil != nil && ceil.rate > 0 {
@@ -349,16 +371,21 @@ func printTable(w io.Writer, o options, results []result, ceil *ceiling, notes [
 			stmts = fmt.Sprintf("%.1f", r.perLogin(r.store.reads+r.store.writes))
 			writes = fmt.Sprintf("%.1f", r.perLogin(r.store.writes))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.1f\t%.0f%%\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t\n",
+		pg := "-"
+		if o.store == "postgres" {
+			pg = fmt.Sprintf("%.1f", r.pgCPU.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.1f\t%.0f%%\t%s\t%s\t%s\t%.1f\t%s\t%.1f\t%.1f\t\n",
 			r.scenario, r.alg, r.rate(), share, ms(r.p50), ms(r.p99), r.errors, tx, stmts, writes,
 			r.idpCPU.Seconds(), 100*r.idpCPU.Seconds()/r.window.Seconds(), ms(r.cpuPerLogin()), mb(r.peakRSS), mb(r.idleRSS),
-			r.slapdCPU.Seconds(), r.benchCPU.Seconds(), r.otherCPU.Seconds())
+			r.slapdCPU.Seconds(), pg, r.benchCPU.Seconds(), r.otherCPU.Seconds())
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nof ceiling: the rate as a share of the directory ceiling above. write tx, stmts (reads + writes) and")
 	fmt.Fprintln(w, "writes per login: the IdP's store counters (/metrics) over the window divided by its logins.")
 	fmt.Fprintln(w, "IdP CPU % is of one core; CPU/login is the IdP's CPU time per login. Idle RSS is read just")
-	fmt.Fprintf(w, "before the scenario, after a %s pause. other CPU s is what other processes on the machine used in the window.\n", o.settle)
+	fmt.Fprintf(w, "before the scenario, after a %s pause. postgres CPU s is the PostgreSQL server's (all its processes,\n", o.settle)
+	fmt.Fprintln(w, "with -store postgres). other CPU s is what other processes on the machine used in the window.")
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}

@@ -21,6 +21,7 @@ type result struct {
 	p50, p99      time.Duration
 	idpCPU        time.Duration
 	slapdCPU      time.Duration
+	pgCPU         time.Duration // the PostgreSQL server's, with -store postgres
 	benchCPU      time.Duration
 	otherCPU      time.Duration // used by other processes on the machine
 	peakRSS       int64
@@ -58,6 +59,7 @@ type measureOptions struct {
 	warmup     time.Duration
 	duration   time.Duration
 	profileDir string
+	pgPID      int // the PostgreSQL postmaster, 0 with SQLite
 }
 
 // measure runs sc with one virtual browser per worker, each cycling over
@@ -126,6 +128,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	t0 := time.Now()
 	cpu0, _ := cpuTime(pid)
 	slapd0, _ := cpuTime(slapdPID)
+	pg0 := pgCPU(o.pgPID)
 	self0 := selfCPU()
 	machine0, _ := machineBusy()
 	recording.Store(true)
@@ -147,6 +150,7 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	res.window = time.Since(t0)
 	cpu1, _ := cpuTime(pid)
 	slapd1, _ := cpuTime(slapdPID)
+	pg1 := pgCPU(o.pgPID)
 	self1 := selfCPU()
 	machine1, _ := machineBusy()
 	work1, err1 := scrapeStoreWork(ctx, metricsClient, idp.URL)
@@ -162,7 +166,8 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	}
 	res.peakRSS = peak
 	res.idpCPU, res.slapdCPU, res.benchCPU = cpu1-cpu0, slapd1-slapd0, self1-self0
-	res.otherCPU = max(0, machine1-machine0-res.idpCPU-res.slapdCPU-res.benchCPU)
+	res.pgCPU = pg1 - pg0
+	res.otherCPU = max(0, machine1-machine0-res.idpCPU-res.slapdCPU-res.pgCPU-res.benchCPU)
 	res.logins, res.errors, res.sampleErrors = len(latencies), errs, samples
 	switch {
 	case err0 != nil || err1 != nil:
@@ -175,6 +180,15 @@ func measure(ctx context.Context, t *target, sc scenario, alg string, idp *idpPr
 	slices.Sort(latencies)
 	res.p50, res.p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
 	return res, nil
+}
+
+// pgCPU is the PostgreSQL server's CPU time so far, 0 without one.
+func pgCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	d, _ := treeCPU(pid)
+	return d
 }
 
 // sampleRSS waits d, reading the process's RSS every 100ms, and returns the

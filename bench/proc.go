@@ -16,27 +16,79 @@ const clockTicks = 100
 
 // cpuTime returns the user+system CPU time a process has used so far.
 func cpuTime(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := readStat(pid)
 	if err != nil {
 		return 0, err
+	}
+	return st.utime + st.stime, nil
+}
+
+// procStat holds the fields of /proc/PID/stat the bench reads.
+type procStat struct {
+	ppid                         int
+	utime, stime, cutime, cstime time.Duration
+}
+
+func readStat(pid int) (procStat, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
 	}
 	// The command name (field 2) may contain spaces and parentheses; the
 	// fields after its closing parenthesis are plain numbers.
 	end := bytes.LastIndexByte(raw, ')')
 	if end < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	fields := strings.Fields(string(raw[end+1:]))
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	// fields[0] is field 3 (state); ppid is field 4, utime, stime, cutime
+	// and cstime are fields 14 to 17.
+	if len(fields) < 15 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	var n [4]int64
+	for i := range n {
+		v, err := strconv.ParseInt(fields[11+i], 10, 64)
+		if err != nil {
+			return procStat{}, fmt.Errorf("/proc/%d/stat: bad CPU times", pid)
+		}
+		n[i] = v
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: bad ppid", pid)
+	}
+	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / clockTicks }
+	return procStat{ppid: ppid, utime: tick(n[0]), stime: tick(n[1]), cutime: tick(n[2]), cstime: tick(n[3])}, nil
+}
+
+// treeCPU returns the CPU time of a server that forks a process per
+// connection (the PostgreSQL postmaster): its own, that of its children
+// that have exited (cutime and cstime, once it reaped them) and that of
+// its live children. A connection closed between two readings thus still
+// counts: first live, then reaped.
+func treeCPU(root int) (time.Duration, error) {
+	st, err := readStat(root)
+	if err != nil {
+		return 0, err
+	}
+	total := st.utime + st.stime + st.cutime + st.cstime
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		c, err := readStat(pid)
+		if err != nil || c.ppid != root {
+			continue // gone meanwhile, or not a child
+		}
+		total += c.utime + c.stime + c.cutime + c.cstime
+	}
+	return total, nil
 }
 
 // memory is a process's resident set: now and its high-water mark.
