@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	saml2 "github.com/russellhaering/gosaml2"
-	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/samlprovider"
@@ -76,15 +74,7 @@ func TestConsentPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp.sp = &saml2.SAMLServiceProvider{
-		IdentityProviderSSOURL:      e.URL(samlprovider.PathSSO),
-		IdentityProviderIssuer:      prov.EntityID(),
-		ServiceProviderIssuer:       entityID,
-		AssertionConsumerServiceURL: sp.srv.URL + "/acs",
-		AudienceURI:                 entityID,
-		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: metadataCerts(t, e.URL(samlprovider.PathMetadata))},
-		SPKeyStore:                  dsig.TLSCertKeyStore{Certificate: [][]byte{spKey.cert.Raw}, PrivateKey: spKey.key},
-	}
+	sp.connect(t, e, prov.EntityID(), entityID, spKey)
 	u := testldap.Alice
 
 	tb := newTab(t, e)

@@ -57,6 +57,21 @@ type testSP struct {
 	sp  *saml2.SAMLServiceProvider
 }
 
+// connect points the SP at the IdP of e: its SSO endpoint, its signing
+// certificates from the metadata, the SP's own key and entity ID.
+func (s *testSP) connect(t *testing.T, e *testenv.Env, idpEntityID, entityID string, key tlsKey) {
+	t.Helper()
+	s.sp = &saml2.SAMLServiceProvider{
+		IdentityProviderSSOURL:      e.URL(samlprovider.PathSSO),
+		IdentityProviderIssuer:      idpEntityID,
+		ServiceProviderIssuer:       entityID,
+		AssertionConsumerServiceURL: s.srv.URL + "/acs",
+		AudienceURI:                 entityID,
+		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: metadataCerts(t, e.URL(samlprovider.PathMetadata))},
+		SPKeyStore:                  dsig.TLSCertKeyStore{Certificate: [][]byte{key.cert.Raw}, PrivateKey: key.key},
+	}
+}
+
 func newTestSP(t *testing.T) (*testSP, tlsKey) {
 	key := newRSAKey(t)
 	s := &testSP{}
@@ -143,15 +158,7 @@ func TestSAMLLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp.sp = &saml2.SAMLServiceProvider{
-		IdentityProviderSSOURL:      e.URL(samlprovider.PathSSO),
-		IdentityProviderIssuer:      prov.EntityID(),
-		ServiceProviderIssuer:       entityID,
-		AssertionConsumerServiceURL: sp.srv.URL + "/acs",
-		AudienceURI:                 entityID,
-		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: metadataCerts(t, e.URL(samlprovider.PathMetadata))},
-		SPKeyStore:                  dsig.TLSCertKeyStore{Certificate: [][]byte{spKey.cert.Raw}, PrivateKey: spKey.key},
-	}
+	sp.connect(t, e, prov.EntityID(), entityID, spKey)
 
 	const addr = "alice.saml@example.org"
 	setup := newTab(t, e)

@@ -16,8 +16,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
-	saml2 "github.com/russellhaering/gosaml2"
-	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/campusidp/campusidp/config"
 	"github.com/campusidp/campusidp/idp/oidcprovider"
@@ -98,15 +96,7 @@ func TestSecurityKeyLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp.sp = &saml2.SAMLServiceProvider{
-		IdentityProviderSSOURL:      e.URL(samlprovider.PathSSO),
-		IdentityProviderIssuer:      idpSAML.EntityID(),
-		ServiceProviderIssuer:       entityID,
-		AssertionConsumerServiceURL: sp.srv.URL + "/acs",
-		AudienceURI:                 entityID,
-		IDPCertificateStore:         &dsig.MemoryX509CertificateStore{Roots: metadataCerts(t, e.URL(samlprovider.PathMetadata))},
-		SPKeyStore:                  dsig.TLSCertKeyStore{Certificate: [][]byte{spKey.cert.Raw}, PrivateKey: spKey.key},
-	}
+	sp.connect(t, e, idpSAML.EntityID(), entityID, spKey)
 	u := testldap.Alice
 
 	tb := newTab(t, e)
